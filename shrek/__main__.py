@@ -1,0 +1,5 @@
+"""``python -m shrek``: the command line."""
+
+from shrek.cli import main
+
+main()

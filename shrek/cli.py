@@ -1,0 +1,90 @@
+"""The ``shrek`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from shrek.errors import ShrekError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Shrek: build, audit and ship movie recommenders."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Run settings (YAML). Default: configs/run.yaml.",
+)
+@click.option("--run-id", default=None, help="Name of the run folder. Default: time + random.")
+@click.option(
+    "--data-dir",
+    default=None,
+    help="Folder holding ml-100k/ (overrides SHREK_DATA_DIR and the config).",
+)
+@click.option(
+    "--reports-dir", default=None, help="Where runs/ is written. Default: from the config."
+)
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def run(
+    config_path: Path | None,
+    run_id: str | None,
+    data_dir: str | None,
+    reports_dir: str | None,
+    no_progress: bool,
+) -> None:
+    """Run the main job: data, EDA, ALS, LightFM and the comparison, as executed notebooks."""
+    from shrek.config import load_config
+    from shrek.pipeline.runner import load_comparison, run_pipeline
+
+    config = load_config(config_path)
+    if data_dir:
+        config.data.data_dir = data_dir
+    if reports_dir:
+        config.reports_dir = reports_dir
+    run_dir = run_pipeline(config, run_id=run_id, show_progress=not no_progress)
+    table = load_comparison(run_dir)
+    click.echo("")
+    click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    click.echo("")
+    click.echo(f"report: {run_dir}")
+
+
+@cli.command()
+@click.option("--data-dir", default=None, help="Folder holding ml-100k/ (default SHREK_DATA_DIR).")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the four tables as Parquet here.",
+)
+def data(data_dir: str | None, output: Path | None) -> None:
+    """Load MovieLens 100K, validate it and print its data version."""
+    import json
+
+    from shrek.data import load_movielens_100k
+
+    dataset = load_movielens_100k(data_dir)
+    if output:
+        dataset.save(output)
+    click.echo(json.dumps(dataset.version.to_dict(), indent=2))
+
+
+def main() -> None:
+    """Entry point: domain failures print one clear line instead of a traceback."""
+    try:
+        cli()
+    except (ShrekError, ValueError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)

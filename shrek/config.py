@@ -1,0 +1,86 @@
+"""Run settings: one typed object, loaded from YAML (``configs/run.yaml``).
+
+Model hyperparameters are passed as-is to the model constructors, which check them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "run.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Where the run's data comes from."""
+
+    source: Literal["files", "stream"] = "files"
+    data_dir: str | None = None
+    rating_scale: tuple[int, int] = (1, 5)
+
+
+class StratifiedSplitConfig(_Strict):
+    ratio: float = Field(0.75, gt=0, lt=1)
+    filter_by: Literal["item", "user"] = "item"
+    seed: int = 42
+
+
+class TemporalSplitConfig(_Strict):
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+
+
+class SplitsConfig(_Strict):
+    stratified: StratifiedSplitConfig = StratifiedSplitConfig()
+    temporal: TemporalSplitConfig = TemporalSplitConfig()
+
+
+class EvaluationConfig(_Strict):
+    k: int = Field(10, ge=1)
+
+
+class RunConfig(_Strict):
+    """Everything a run of the pipeline needs besides the code."""
+
+    data: DataConfig = DataConfig()
+    splits: SplitsConfig = SplitsConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"popularity": {}, "als": {}, "lightfm": {}}
+    )
+    reports_dir: str = "reports"
+
+    def to_yaml(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+        return path
+
+
+def load_config(path: str | Path | None = None) -> RunConfig:
+    """Read a :class:`RunConfig` from YAML; ``None`` reads ``configs/run.yaml`` when present.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and every setting that is unknown or out of range.
+    """
+    if path is None:
+        if not DEFAULT_CONFIG.exists():
+            return RunConfig()
+        path = DEFAULT_CONFIG
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+            for e in err.errors()
+        )
+        raise ValueError(f"{path}: {problems}") from None

@@ -1,0 +1,1 @@
+"""The main job: the notebook pipeline and the steps its notebooks call."""

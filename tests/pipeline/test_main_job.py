@@ -1,0 +1,86 @@
+"""The main job end to end on MovieLens 100K (issue 2's acceptance check)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from shrek.pipeline.runner import NOTEBOOKS
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture(scope="module")
+def run(real_data_dir, tmp_path_factory):
+    reports = tmp_path_factory.mktemp("reports")
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shrek",
+            "run",
+            "--reports-dir",
+            str(reports),
+            "--run-id",
+            "ci",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return reports / "runs" / "ci", completed.stdout
+
+
+def test_prints_the_comparison_table(run):
+    run_dir, stdout = run
+    header = stdout.splitlines()
+    assert any(
+        all(m in line for m in ("precision@10", "recall@10", "ndcg@10", "map@10"))
+        for line in header
+    )
+    for model in ("popularity", "als", "lightfm"):
+        assert stdout.count(model) >= 2
+    assert f"report: {run_dir}" in stdout
+
+
+def test_als_beats_popularity_on_the_recommenders_split(run):
+    run_dir, _ = run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    strat = {m: r["splits"]["stratified"] for m, r in metrics["models"].items()}
+    assert strat["als"]["ndcg@10"] >= 0.40
+    assert strat["als"]["ndcg@10"] > strat["popularity"]["ndcg@10"]
+    assert metrics["data_version"]["rows"]["ratings"] == 100_000
+    assert metrics["code_version"]
+    assert metrics["models"]["als"]["params"]["factors"] > 0
+    assert {"temporal", "stratified"} == set(metrics["models"]["lightfm"]["splits"])
+    assert strat["lightfm"]["fit_seconds"] > 0
+
+
+def test_report_folder_holds_executed_notebooks_with_figures(run):
+    run_dir, _ = run
+    for name in NOTEBOOKS:
+        assert (run_dir / "notebooks" / f"{name}.html").exists()
+        book = nbformat.read(run_dir / "notebooks" / f"{name}.ipynb", as_version=4)
+        assert all(c.execution_count for c in book.cells if c.cell_type == "code")
+    eda = nbformat.read(run_dir / "notebooks" / "02_eda.ipynb", as_version=4)
+    images = [
+        o
+        for c in eda.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
+    assert len(images) >= 4
+    assert {p.name for p in (run_dir / "figures").glob("*.png")} >= {
+        "rating_distribution.png",
+        "long_tails.png",
+        "genre_breakdown.png",
+        "demographics.png",
+        "model_comparison.png",
+    }
