@@ -57,8 +57,31 @@ def run(
     table = load_comparison(run_dir)
     click.echo("")
     click.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    _echo_fairness(run_dir)
     click.echo("")
     click.echo(f"report: {run_dir}")
+
+
+def _echo_fairness(run_dir: Path) -> None:
+    from shrek.pipeline.fairness_stage import FAIRNESS_FILE, read_fairness
+
+    if not (run_dir / FAIRNESS_FILE).exists():
+        return
+    summary = read_fairness(run_dir)
+    click.echo("")
+    click.echo(
+        f"fairness ({summary['split']} split, gate mode {summary['gate_mode']}): verdict per model"
+    )
+    for model, verdict in summary["verdicts"].items():
+        report = summary["models"][model]
+        failing = [
+            f"{c['check']} by {c['feature']}"
+            for c in report["checks"]
+            if c["status"] == verdict and verdict != "PASS"
+        ]
+        export = "may be exported" if summary["eligible"][model] else "blocked from export"
+        detail = f" ({'; '.join(failing[:3])}{'; ...' if len(failing) > 3 else ''})"
+        click.echo(f"  {model:<11} {verdict:<13} {export}{detail if failing else ''}")
 
 
 @cli.command()

@@ -45,12 +45,29 @@ class EvaluationConfig(_Strict):
     k: int = Field(10, ge=1)
 
 
+class FairnessConfig(_Strict):
+    """The fairness audit and its release gate (see :mod:`shrek.fairness`)."""
+
+    split: Literal["stratified", "temporal"] = "temporal"
+    models: list[str] = ["popularity", "als", "lightfm"]
+    gate_mode: Literal["block", "warn"] = "block"
+    fail_on_inconclusive: bool = False
+    min_group_size: int = Field(30, ge=1)
+    n_boot: int = Field(1000, ge=10)
+    spd_max: float = 0.1
+    dir_min: float = 0.8
+    diversity_ratio_min: float = 0.8
+    personalization_diff_max: float = 0.05
+    ndcg_ratio_min: float = 0.8
+
+
 class RunConfig(_Strict):
     """Everything a run of the pipeline needs besides the code."""
 
     data: DataConfig = DataConfig()
     splits: SplitsConfig = SplitsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    fairness: FairnessConfig = FairnessConfig()
     models: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {"popularity": {}, "als": {}, "lightfm": {}}
     )

@@ -8,41 +8,25 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-#: Age bands of the users table, as in MovieLens 1M: (lower bound, label).
-AGE_BANDS: tuple[tuple[int, str], ...] = (
-    (0, "<18"),
-    (18, "18-24"),
-    (25, "25-34"),
-    (35, "35-44"),
-    (45, "45-49"),
-    (50, "50-55"),
-    (56, "56+"),
-)
-
-
-def age_band(age: int) -> str:
-    """The :data:`AGE_BANDS` label of an age in years."""
-    label = AGE_BANDS[0][1]
-    for lower, name in AGE_BANDS:
-        if age >= lower:
-            label = name
-    return label
+from shrek.data.demographics import age_band
 
 
 def user_tokens(users: pd.DataFrame) -> pd.Series:
     """Feature tokens per user: ``age:25-34``, ``gender:F``, ``occupation:student``."""
 
-    def tokens(row: pd.Series) -> list[str]:
-        found = []
-        if pd.notna(row.get("age")):
-            found.append(f"age:{age_band(int(row['age']))}")
-        if pd.notna(row.get("gender")):
-            found.append(f"gender:{row['gender']}")
-        if pd.notna(row.get("occupation")):
-            found.append(f"occupation:{row['occupation']}")
-        return found
-
-    return pd.Series([tokens(row) for _, row in users.iterrows()], index=users["user_id"])
+    columns = {
+        "age": age_band(users["age"]) if "age" in users else None,
+        "gender": users.get("gender"),
+        "occupation": users.get("occupation"),
+    }
+    tokens = [[] for _ in range(len(users))]
+    for name, values in columns.items():
+        if values is None:
+            continue
+        for row, value in enumerate(values):
+            if pd.notna(value):
+                tokens[row].append(f"{name}:{value}")
+    return pd.Series(tokens, index=users["user_id"].to_numpy())
 
 
 def movie_tokens(movies: pd.DataFrame) -> pd.Series:

@@ -18,7 +18,14 @@ from shrek.pipeline.stages import comparison_table
 logger = logging.getLogger(__name__)
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent.parent / "notebooks"
-NOTEBOOKS = ("01_data", "02_eda", "03_train_als", "04_train_lightfm", "05_compare")
+NOTEBOOKS = (
+    "01_data",
+    "02_eda",
+    "03_train_als",
+    "04_train_lightfm",
+    "05_compare",
+    "06_fairness",
+)
 
 
 def new_run_id() -> str:

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from shrek.models.features import AGE_BANDS, age_band  # noqa: E402
+from shrek.data.demographics import AGE_BANDS, age_band  # noqa: E402
 
 
 def rating_distribution(ratings: pd.DataFrame, *, save_to: str | Path | None = None) -> Figure:
@@ -68,8 +68,7 @@ def genre_breakdown(
 
 def demographics(users: pd.DataFrame, *, save_to: str | Path | None = None) -> Figure:
     """Users by age band, gender and occupation."""
-    bands = users["age"].map(age_band).value_counts()
-    bands = bands.reindex([label for _, label in AGE_BANDS], fill_value=0)
+    bands = age_band(users["age"]).value_counts().reindex(list(AGE_BANDS), fill_value=0)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     axes[0].bar(bands.index, bands.to_numpy(), color="#8172b3")
     axes[0].set(title="Users by age band", ylabel="users")

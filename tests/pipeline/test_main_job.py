@@ -84,3 +84,18 @@ def test_report_folder_holds_executed_notebooks_with_figures(run):
         "demographics.png",
         "model_comparison.png",
     }
+
+
+def test_fairness_audit_prints_a_verdict_per_model(run):
+    run_dir, stdout = run
+    summary = json.loads((run_dir / "fairness.json").read_text())
+    assert set(summary["verdicts"]) == {"popularity", "als", "lightfm"}
+    for model, verdict in summary["verdicts"].items():
+        assert verdict in {"PASS", "FAIL", "INCONCLUSIVE", "NOT_APPLICABLE"}
+        verdict_lines = stdout.split("verdict per model", 1)[1].splitlines()
+        line = next(line for line in verdict_lines if line.strip().startswith(model + " "))
+        assert verdict in line
+        assert ("may be exported" in line) == summary["eligible"][model]
+    features = summary["models"]["als"]["features"]
+    assert {"gender", "age_band", "occupation"} <= set(features)
+    assert (run_dir / "figures" / "fairness_gender.png").exists()
