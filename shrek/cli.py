@@ -17,6 +17,8 @@ def cli(verbose: int) -> None:
     """Shrek: build, audit and ship movie recommenders."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # nbconvert warns about every figure without alt text in the HTML reports; not actionable.
+    logging.getLogger("traitlets").setLevel(max(level, logging.ERROR))
 
 
 @cli.command()

@@ -87,7 +87,7 @@ def locate_ml100k(
         if missing:
             raise DatasetNotFoundError(
                 f"{DATA_DIR_VARIABLE}={data_dir} must hold ml-100k/{', ml-100k/'.join(missing)}; "
-                f"{folder} has none of them. Point {DATA_DIR_VARIABLE} at the folder that "
+                f"{folder} lacks them. Point {DATA_DIR_VARIABLE} at the folder that "
                 "contains ml-100k/, or unset it to download the archive from GroupLens."
             )
         return folder

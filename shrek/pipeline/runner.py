@@ -6,13 +6,17 @@ import json
 import logging
 import os
 import secrets
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+from jupyter_client.manager import KernelManager
 from tqdm.auto import tqdm
 
 from shrek.config import RunConfig
+from shrek.data.download import DATA_DIR_VARIABLE
+from shrek.errors import ShrekError
 from shrek.pipeline.stages import comparison_table
 
 logger = logging.getLogger(__name__)
@@ -26,6 +30,19 @@ NOTEBOOKS = (
     "05_compare",
     "06_fairness",
 )
+
+
+class PipelineError(ShrekError):
+    """A notebook of the pipeline failed."""
+
+
+class LocalKernelManager(KernelManager):
+    """Start notebook kernels on IPC sockets in a private folder, not on unencrypted TCP ports."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.transport = "ipc"
+        self.ip = str(Path(tempfile.mkdtemp(prefix="shrek-kernel-")) / "kernel")
 
 
 def new_run_id() -> str:
@@ -60,11 +77,12 @@ def run_pipeline(
 
     Raises
     ------
-    papermill.PapermillExecutionError
+    PipelineError
         A notebook failed; its executed copy, with the traceback, is in the run folder.
     """
     import papermill
 
+    config = _resolve_paths(config)
     run_dir = Path(config.reports_dir).resolve() / "runs" / (run_id or new_run_id())
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     config.to_yaml(run_dir / "config.yaml")
@@ -81,12 +99,27 @@ def run_pipeline(
                 kernel_name="python3",
                 progress_bar=False,
                 cwd=str(run_dir),
+                kernel_manager_class="shrek.pipeline.runner.LocalKernelManager",
             )
+        except papermill.PapermillExecutionError as err:
+            raise PipelineError(
+                f"notebook {name} failed: {err.ename}: {err.evalue} (the executed notebook, "
+                f"with the traceback, is {output})"
+            ) from None
         finally:
             if output.exists():
                 render_html(output)
     _point_latest(run_dir)
     return run_dir
+
+
+def _resolve_paths(config: RunConfig) -> RunConfig:
+    """Make the data directory absolute: notebooks run with the run folder as working folder."""
+    config = config.model_copy(deep=True)
+    data_dir = config.data.data_dir or os.environ.get(DATA_DIR_VARIABLE)
+    if data_dir:
+        config.data.data_dir = str(Path(data_dir).expanduser().resolve())
+    return config
 
 
 def render_html(notebook: Path) -> Path:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -13,10 +15,15 @@ from shrek.pipeline.runner import NOTEBOOKS
 
 pytestmark = pytest.mark.realdata
 
+ROOT = Path(__file__).resolve().parent.parent.parent
+
 
 @pytest.fixture(scope="module")
 def run(real_data_dir, tmp_path_factory):
     reports = tmp_path_factory.mktemp("reports")
+    # Regression (issue 2): a relative SHREK_DATA_DIR, as in the README's command, must
+    # survive the notebooks running with the run folder as their working folder.
+    env = os.environ | {"SHREK_DATA_DIR": os.path.relpath(real_data_dir, ROOT)}
     completed = subprocess.run(
         [
             sys.executable,
@@ -32,6 +39,8 @@ def run(real_data_dir, tmp_path_factory):
         capture_output=True,
         text=True,
         timeout=900,
+        cwd=ROOT,
+        env=env,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return reports / "runs" / "ci", completed.stdout
