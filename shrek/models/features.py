@@ -65,11 +65,18 @@ class FeatureSpace:
     def n_features(self) -> int:
         return self.n_ids + len(self.vocabulary)
 
-    def matrix(self, tokens: list[list[str]], *, index: np.ndarray | None = None) -> sp.csr_matrix:
+    def matrix(
+        self,
+        tokens: list[list[str]],
+        *,
+        index: np.ndarray | None = None,
+        token_weight: float = 1.0,
+    ) -> sp.csr_matrix:
         """Feature matrix [len(tokens), n_features].
 
         ``index`` gives each row's identity column (``-1`` for none: a new user or movie);
-        tokens outside the vocabulary are ignored.
+        tokens outside the vocabulary are ignored. Each token weighs ``token_weight`` against
+        an identity weight of 1 before rows are normalised.
         """
         rows, cols = [], []
         for row, row_tokens in enumerate(tokens):
@@ -80,7 +87,8 @@ class FeatureSpace:
                 if token in self.vocabulary:
                     rows.append(row)
                     cols.append(self.n_ids + self.vocabulary[token])
-        values = np.ones(len(rows), dtype=np.float32)
+        identity = np.asarray(cols) < self.n_ids
+        values = np.where(identity, 1.0, token_weight).astype(np.float32)
         shape = (len(tokens), self.n_features)
         matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
         sums = np.asarray(matrix.sum(axis=1)).ravel()

@@ -39,6 +39,10 @@ class LightFMRecommender(Recommender):
     use_user_features, use_item_features : bool, default True
         Whether the metadata features are used; without them the model is plain
         factorisation over identity features.
+    feature_weight : float, default 1.0
+        Weight of each metadata feature of a known user or movie against its identity
+        feature (1) before the row is normalised. Below 1, known users lean on what they
+        rated and new users still get a representation from their metadata.
     random_state : int, default 42
         Seed.
     num_threads : int, default 1
@@ -65,12 +69,15 @@ class LightFMRecommender(Recommender):
         max_sampled: int = 10,
         use_user_features: bool = True,
         use_item_features: bool = True,
+        feature_weight: float = 1.0,
         random_state: int = 42,
         num_threads: int = 1,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if feature_weight <= 0:
+            raise ValueError(f"feature_weight must be positive, got {feature_weight!r}")
         if epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         self._params: dict[str, Any] = {
@@ -83,6 +90,7 @@ class LightFMRecommender(Recommender):
             "max_sampled": max_sampled,
             "use_user_features": use_user_features,
             "use_item_features": use_item_features,
+            "feature_weight": feature_weight,
             "random_state": random_state,
             "num_threads": num_threads,
         }
@@ -114,8 +122,13 @@ class LightFMRecommender(Recommender):
         )
         self.user_space = FeatureSpace(len(interactions.users), _flatten(user_tok))
         self.item_space = FeatureSpace(len(interactions.items), _flatten(item_tok))
-        user_features = self.user_space.matrix(user_tok, index=np.arange(len(user_tok)))
-        item_features = self.item_space.matrix(item_tok, index=np.arange(len(item_tok)))
+        weight = p["feature_weight"]
+        user_features = self.user_space.matrix(
+            user_tok, index=np.arange(len(user_tok)), token_weight=weight
+        )
+        item_features = self.item_space.matrix(
+            item_tok, index=np.arange(len(item_tok)), token_weight=weight
+        )
 
         positives = interactions.user_items.tocoo()
         positives.data = np.ones_like(positives.data)

@@ -170,3 +170,17 @@ def test_id_map_round_trip():
     assert ids.to_index(["zz"], missing=-1).tolist() == [-1]
     with pytest.raises(ValueError, match="ids must be unique"):
         IdMap([1, 1])
+
+
+def test_feature_weight_scales_metadata_against_identity():
+    from shrek.models.features import FeatureSpace
+
+    space = FeatureSpace(2, ["genre:Drama", "decade:1990"])
+    rows = space.matrix(
+        [["genre:Drama", "decade:1990"], []], index=np.array([0, -1]), token_weight=0.5
+    )
+    # identity 1 and two tokens at 0.5, normalised to sum 1
+    assert rows[0].toarray().round(3).tolist() == [[0.5, 0.0, 0.25, 0.25]]
+    assert rows[1].nnz == 0
+    with pytest.raises(ValueError, match="^feature_weight must be positive, got 0$"):
+        LightFMRecommender(feature_weight=0)
