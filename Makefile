@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+serve: $(STAMP)
+	$(VENV)/bin/bentoml serve bentos.canary.service:ShrekCanary --host 127.0.0.1 --port 3000
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

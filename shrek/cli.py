@@ -38,12 +38,20 @@ def cli(verbose: int) -> None:
 @click.option(
     "--reports-dir", default=None, help="Where runs/ is written. Default: from the config."
 )
+@click.option(
+    "--source",
+    type=click.Choice(["stream", "files"]),
+    default=None,
+    help="stream: replay and collect through Kafka; files: read them directly. "
+    "Default: from the config (stream).",
+)
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def run(
     config_path: Path | None,
     run_id: str | None,
     data_dir: str | None,
     reports_dir: str | None,
+    source: str | None,
     no_progress: bool,
 ) -> None:
     """Run the main job: data, EDA, ALS, LightFM and the comparison, as executed notebooks."""
@@ -55,6 +63,8 @@ def run(
         config.data.data_dir = data_dir
     if reports_dir:
         config.reports_dir = reports_dir
+    if source:
+        config.data.source = source
     run_dir = run_pipeline(config, run_id=run_id, show_progress=not no_progress)
     table = load_comparison(run_dir)
     click.echo("")
@@ -104,6 +114,28 @@ def data(data_dir: str | None, output: Path | None) -> None:
     if output:
         dataset.save(output)
     click.echo(json.dumps(dataset.version.to_dict(), indent=2))
+
+
+def _add_stage_commands() -> None:
+    """Commands of the later stages live beside their code; each module imports lightly."""
+    from shrek.lifecycle.cli import COMMANDS as lifecycle_commands
+    from shrek.monitoring.cli import COMMANDS as monitoring_commands
+    from shrek.serve.cli import export_command, serve_config_command
+    from shrek.stream.cli import COMMANDS as stream_commands
+    from shrek.tuning.cli import tune
+
+    for command in (
+        *stream_commands,
+        tune,
+        export_command,
+        serve_config_command,
+        *monitoring_commands,
+        *lifecycle_commands,
+    ):
+        cli.add_command(command)
+
+
+_add_stage_commands()
 
 
 def main() -> None:

@@ -21,8 +21,9 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where the run's data comes from."""
 
-    source: Literal["files", "stream"] = "files"
+    source: Literal["files", "stream"] = "stream"
     data_dir: str | None = None
+    topic: str = "shrek-events"
     rating_scale: tuple[int, int] = (1, 5)
 
 

@@ -35,3 +35,10 @@ def test_environment_yml_agrees_with_pyproject():
 def test_environment_yml_uses_the_project_python():
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     assert "python=3.11" in environment["dependencies"]
+
+
+def test_bento_requirements_use_the_project_pins():
+    pins = pins_in_pyproject()
+    lines = (ROOT / "bentos" / "requirements.txt").read_text().splitlines()
+    bento = dict(_pin(line) for line in lines if line.strip() and not line.startswith("#"))
+    assert {name: pins.get(name) for name in bento} == bento

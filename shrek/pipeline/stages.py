@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 import shrek
@@ -49,9 +50,8 @@ def prepare_data(run_dir: str | Path) -> pd.DataFrame:
     """
     run_dir = Path(run_dir)
     config = run_config(run_dir)
-    if config.data.source != "files":
-        raise ValueError(f"data.source must be 'files' for now, got {config.data.source!r}")
-    dataset = load_movielens_100k(config.data.data_dir, rating_scale=config.data.rating_scale)
+    source = load_movielens_100k(config.data.data_dir, rating_scale=config.data.rating_scale)
+    dataset = collect_stream(run_dir, source) if config.data.source == "stream" else source
     dataset.save(run_dir / "data")
 
     splits_dir = run_dir / "data" / "splits"
@@ -77,6 +77,86 @@ def prepare_data(run_dir: str | Path) -> pd.DataFrame:
     summary = pd.DataFrame(rows)
     summary["data_version"] = dataset.version.hash
     return summary
+
+
+def collect_stream(run_dir: Path, source: Dataset) -> Dataset:
+    """Replay ``source`` through Kafka, collect it into ``<run_dir>/stream`` and return it.
+
+    The embedded broker is used unless ``SHREK_KAFKA_BOOTSTRAP_SERVERS`` points at a cluster.
+    When the stream delivered exactly the source's ratings, they are put back in the source's
+    row order so the Recommenders split draws the same rows as on the files.
+    """
+    from shrek.stream.job import collect_via_stream
+
+    config = run_config(run_dir)
+    collected = collect_via_stream(
+        source,
+        run_dir / "stream",
+        topic=config.data.topic,
+        rating_scale=config.data.rating_scale,
+        show_progress=False,
+    )
+    tables = collected.tables()
+    for name, keys in (("ratings", None), ("users", ["user_id"]), ("movies", ["movie_id"])):
+        tables[name] = in_source_order(tables[name], getattr(source, name), keys=keys)
+    return Dataset.from_tables(
+        **tables, source=collected.version.source, rating_scale=config.data.rating_scale
+    )
+
+
+def in_source_order(
+    collected: pd.DataFrame, source: pd.DataFrame, *, keys: list[str] | None = None
+) -> pd.DataFrame:
+    """``collected`` in the row order of ``source`` when both hold the same rows, else as is."""
+    keys = keys or list(source.columns)
+    if len(collected) != len(source) or list(collected.columns) != list(source.columns):
+        return collected
+    position = pd.Series(np.arange(len(source)), index=pd.MultiIndex.from_frame(source[keys]))
+    if not position.index.is_unique:
+        return collected
+    order = position.reindex(pd.MultiIndex.from_frame(collected[keys]))
+    if order.isna().any():
+        return collected
+    reordered = collected.iloc[np.argsort(order.to_numpy(), kind="stable")]
+    if not reordered.reset_index(drop=True).equals(source.reset_index(drop=True)):
+        return collected
+    return reordered.reset_index(drop=True)
+
+
+def collection_summary(run_dir: str | Path) -> pd.DataFrame:
+    """What the collector of a run saw: counters, offsets and lag (empty for file runs)."""
+    from shrek.stream.store import CollectorStore
+
+    folder = Path(run_dir) / "stream"
+    if not folder.exists():
+        return pd.DataFrame({"note": ["this run read the files directly (data.source: files)"]})
+    store = CollectorStore(folder, topic=run_config(run_dir).data.topic)
+    try:
+        counters = store.counters()
+        offsets = store.next_offsets()
+    finally:
+        store.close()
+    rows = [{"counter": name, "value": value} for name, value in counters.items()]
+    rows += [{"counter": f"next offset, partition {p}", "value": o} for p, o in offsets.items()]
+    return pd.DataFrame(rows)
+
+
+def quarantine_reasons(run_dir: str | Path) -> pd.DataFrame:
+    """Quarantined lines of a run's collector, counted by reason."""
+    from shrek.stream.store import CollectorStore
+
+    folder = Path(run_dir) / "stream"
+    if not folder.exists():
+        return pd.DataFrame(columns=["reason", "lines"])
+    store = CollectorStore(folder, topic=run_config(run_dir).data.topic)
+    try:
+        quarantine = store.read_quarantine()
+    finally:
+        store.close()
+    if quarantine.empty:
+        return pd.DataFrame(columns=["reason", "lines"])
+    counts = quarantine.groupby("reason").size().sort_values(ascending=False)
+    return counts.rename("lines").reset_index()
 
 
 def load_dataset(run_dir: str | Path) -> Dataset:

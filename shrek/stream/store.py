@@ -1,0 +1,278 @@
+"""The collector's output folder: partitioned Parquet parts, quarantine, and a SQLite ledger.
+
+Layout of a collector folder::
+
+    state.sqlite                         ledger: committed batches, next offsets, seen-line
+                                         hashes, metadata documents, counters
+    parts/rates/month=1997-09/b00000012.parquet     rate events (the full rating history)
+    parts/watches/month=1997-09/b00000012.parquet   watch events, one row per minute
+    parts/requests/month=1997-09/b00000012.parquet  recommendation requests
+    quarantine/b00000012.jsonl           rejected lines: partition, offset, reason, text, bytes
+    .lock                                held while a collector runs
+
+A batch is committed in three steps: (1) each file is written under a temporary name, fsynced
+and renamed into place; (2) one SQLite transaction records the batch's files, the next offset
+of every partition, the hashes of its lines and its counters; (3) the Kafka offsets are
+committed. Step 2 is the commit point. A crash before it leaves files no batch lists; they are
+deleted on the next start and the lines are consumed again from the ledger's offsets. A crash
+after it is harmless: the collector seeks to the ledger's offsets, not Kafka's.
+
+Notes
+-----
+The seen-line hashes (16 bytes each) live on disk and grow with the stream, ~40 bytes per
+event in SQLite; memory stays flat. Pruning old hashes is not implemented: a duplicate
+delivered after pruning would be kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shrek.errors import ShrekError
+
+logger = logging.getLogger(__name__)
+
+EVENT_TABLES = ("rates", "watches", "requests")
+COUNTERS = ("accepted", "quarantined", "duplicates")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS offsets (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id INTEGER PRIMARY KEY, files TEXT NOT NULL, events INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (hash BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS metadata (
+    kind TEXT NOT NULL, id TEXT NOT NULL, status TEXT NOT NULL, document TEXT,
+    PRIMARY KEY (kind, id));
+"""
+
+
+class CollectorBusyError(ShrekError):
+    """Another collector holds the folder's lock."""
+
+
+@dataclass
+class BatchWrite:
+    """What one batch adds: event tables, quarantined lines, hashes, offsets, counters."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    hashes: list[bytes] = field(default_factory=list)
+    next_offsets: dict[int, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    metadata: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+
+
+class CollectorStore:
+    """Durable state of one collector folder (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    folder : str or Path
+        Created if missing.
+    topic : str
+        The topic whose offsets this folder records.
+    """
+
+    def __init__(self, folder: str | Path, *, topic: str) -> None:
+        self.folder = Path(folder)
+        self.topic = topic
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.folder / ".lock", "w")  # noqa: SIM115 - held while open
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise CollectorBusyError(
+                f"another collector is writing {self.folder}; stop it or use another folder"
+            ) from None
+        self.db = sqlite3.connect(self.folder / "state.sqlite", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        last = self.db.execute("SELECT MAX(batch_id) FROM batches").fetchone()[0]
+        self.next_batch = 1 + (last or 0)
+        self._remove_orphans()
+
+    def close(self) -> None:
+        self.db.close()
+        self._lock.close()
+
+    def _remove_orphans(self) -> None:
+        """Delete files a crash left behind that no committed batch lists."""
+        listed = set(self.committed_files())
+        for directory in ("parts", "quarantine"):
+            for path in (self.folder / directory).rglob("*"):
+                relative = path.relative_to(self.folder).as_posix()
+                if path.is_file() and relative not in listed:
+                    logger.info("removing %s, written by a batch that never committed", path)
+                    path.unlink()
+
+    def committed_files(self) -> Iterator[str]:
+        for (files,) in self.db.execute("SELECT files FROM batches ORDER BY batch_id"):
+            yield from json.loads(files)
+
+    def next_offsets(self) -> dict[int, int]:
+        """The next offset to consume per partition, as of the last committed batch."""
+        rows = self.db.execute(
+            "SELECT partition, next_offset FROM offsets WHERE topic = ?", (self.topic,)
+        )
+        return dict(rows.fetchall())
+
+    def counters(self) -> dict[str, int]:
+        values = dict(self.db.execute("SELECT name, value FROM counters").fetchall())
+        return {name: int(values.get(name, 0)) for name in COUNTERS}
+
+    def seen(self, hashes: Iterable[bytes]) -> set[bytes]:
+        """The subset of ``hashes`` already committed."""
+        hashes = list(hashes)
+        found: set[bytes] = set()
+        for start in range(0, len(hashes), 900):
+            chunk = hashes[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT hash FROM seen WHERE hash IN ({marks})", chunk)
+            found.update(row[0] for row in rows)
+        return found
+
+    def metadata(self) -> dict[tuple[str, str], tuple[str, dict | None]]:
+        """Every metadata entry: ``(kind, id) -> (status, document)``."""
+        rows = self.db.execute("SELECT kind, id, status, document FROM metadata")
+        return {(k, i): (s, json.loads(d) if d else None) for k, i, s, d in rows}
+
+    def put_metadata(self, rows: list[tuple[str, str, str, str | None]]) -> None:
+        """Record metadata answers outside a batch (pending ids resolved later)."""
+        with self._transaction():
+            self._upsert_metadata(rows)
+
+    def _upsert_metadata(self, rows: list[tuple[str, str, str, str | None]]) -> None:
+        self.db.executemany(
+            "INSERT INTO metadata VALUES (?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET "
+            "status = excluded.status, document = excluded.document",
+            rows,
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def commit(self, batch: BatchWrite) -> int:
+        """Write the batch's files, then record it in one transaction; return its id."""
+        batch_id = self.next_batch
+        files = [self._write_table(batch_id, name, t) for name, t in batch.tables.items()]
+        files = [f for group in files for f in group]
+        if batch.quarantine:
+            files.append(self._write_quarantine(batch_id, batch.quarantine))
+        _fsync_dirs({(self.folder / f).parent for f in files})
+
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO batches VALUES (?, ?, ?)",
+                (batch_id, json.dumps(files), sum(len(t) for t in batch.tables.values())),
+            )
+            self.db.executemany(
+                "INSERT OR IGNORE INTO seen VALUES (?)", ((h,) for h in batch.hashes)
+            )
+            self.db.executemany(
+                "INSERT INTO offsets VALUES (?, ?, ?) ON CONFLICT (topic, partition) "
+                "DO UPDATE SET next_offset = excluded.next_offset",
+                ((self.topic, p, o) for p, o in batch.next_offsets.items()),
+            )
+            self.db.executemany(
+                "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET value = value + excluded.value",
+                batch.counters.items(),
+            )
+            self._upsert_metadata(batch.metadata)
+        self.next_batch += 1
+        return batch_id
+
+    def _write_table(self, batch_id: int, name: str, table: pd.DataFrame) -> list[str]:
+        if table.empty:
+            return []
+        months = table["timestamp"].dt.strftime("%Y-%m")
+        files = []
+        for month, part in table.groupby(months, sort=True):
+            relative = f"parts/{name}/month={month}/b{batch_id:08d}.parquet"
+            path = self.folder / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            arrow = pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False)
+            _atomic_write(path, lambda f, arrow=arrow: pq.write_table(arrow, f))
+            files.append(relative)
+        return files
+
+    def _write_quarantine(self, batch_id: int, rows: list[dict[str, Any]]) -> str:
+        relative = f"quarantine/b{batch_id:08d}.jsonl"
+        path = self.folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        _atomic_write(path, lambda f: f.write(text.encode()))
+        return relative
+
+    def read_events(self, name: str) -> pd.DataFrame | None:
+        """All committed rows of event table ``name`` ("rates", "watches" or "requests")."""
+        prefix = f"parts/{name}/"
+        paths = [self.folder / f for f in self.committed_files() if f.startswith(prefix)]
+        if not paths:
+            return None
+        return pa.concat_tables(pq.read_table(p) for p in paths).to_pandas()
+
+    def read_quarantine(self) -> pd.DataFrame:
+        """Every committed quarantined line: partition, offset, reason, text, raw (bytes)."""
+        rows = []
+        for relative in self.committed_files():
+            if relative.startswith("quarantine/"):
+                with open(self.folder / relative, encoding="utf-8") as lines:
+                    rows.extend(json.loads(line) for line in lines)
+        frame = pd.DataFrame(rows, columns=["partition", "offset", "reason", "text", "raw_b64"])
+        frame["raw"] = [base64.b64decode(b) for b in frame.pop("raw_b64")]
+        return frame
+
+
+def quarantine_row(partition: int, offset: int, raw: bytes, reason: str) -> dict[str, Any]:
+    """A quarantine entry keeping the exact bytes (base64) and a readable text."""
+    return {
+        "partition": partition,
+        "offset": offset,
+        "reason": reason,
+        "text": raw.decode("utf-8", errors="backslashreplace"),
+        "raw_b64": base64.b64encode(raw).decode("ascii"),
+    }
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as out:
+        write(out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dirs(directories: Iterable[Path]) -> None:
+    for directory in directories:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

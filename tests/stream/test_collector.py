@@ -1,0 +1,215 @@
+"""The collector against the real broker: tables, junk, duplicates, metadata outages."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from shrek.stream.broker import ensure_topic, free_port
+from shrek.stream.collector import Collector, MetadataPendingWarning, collect
+from shrek.stream.metadata_api import MetadataServer
+from shrek.stream.replay import WatchModel, history_lines, produce_lines, replay
+
+
+def sort_frame(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame.sort_values(keys, kind="stable", ignore_index=True)
+
+
+def test_collected_tables_equal_the_replayed_dataset(
+    kafka_settings, topic, metadata_server, small_dataset, tmp_path
+):
+    model = WatchModel(watch_fraction=0.3, runtime_minutes=20, seed=1)
+    replay(small_dataset, topic, settings=kafka_settings, watch_model=model, show_progress=False)
+
+    dataset = collect(
+        tmp_path,
+        settings=kafka_settings,
+        topic=topic,
+        metadata_url=metadata_server.url,
+        stop_at_end=True,
+        until_idle_seconds=None,
+        batch_size=200,
+    )
+
+    keys = ["user_id", "movie_id"]
+    pd.testing.assert_frame_equal(
+        sort_frame(dataset.ratings, keys), sort_frame(small_dataset.ratings, keys)
+    )
+    pd.testing.assert_frame_equal(dataset.users, small_dataset.users)
+    pd.testing.assert_frame_equal(dataset.movies, sort_frame(small_dataset.movies, ["movie_id"]))
+    watches = model.simulate(small_dataset.ratings)
+    expected = watches.groupby(keys, as_index=False).agg(
+        minutes_watched=("minute", "nunique"),
+        last_minute=("minute", "max"),
+        timestamp=("timestamp", "max"),
+    )
+    pd.testing.assert_frame_equal(dataset.watch_log, expected, check_dtype=False)
+    source = dataset.version.source
+    assert source["kind"] == "kafka"
+    assert sum(source["offsets"].values()) == len(small_dataset.ratings) + len(watches)
+    assert (tmp_path / "dataset" / "data_version.json").exists()
+    assert list((tmp_path / "parts" / "rates").glob("month=*/b*.parquet"))
+
+
+GOOD = [
+    "2023-11-15T10:00:00,1,GET /data/m/movie+0+1990/0.mpg",
+    "2023-11-15T10:01:00,1,GET /data/m/movie+0+1990/1.mpg",
+    "2023-11-15T10:05:00,1,GET /rate/movie+0+1990=4",
+    "2023-11-15T11:00:00,2,GET /rate/movie+1+1991=2",
+    "2023-11-15T12:00:00,2,GET /rate/movie+1+1991=5",  # re-rating: the latest one wins
+    "2023-11-15T09:00:00,3,GET /rate/movie+2+1992=3",  # out of order: kept
+    "2023-11-14T09:00:00,2,GET /rate/movie+3+1993=1",  # re-rated below, earlier in time
+    "2023-11-15T09:30:00.250,3,recommendation request api:8082, status 200, "
+    "result: movie+4+1994, movie+5+1995, 12 ms",
+]
+JUNK = [
+    (b"", "line is empty"),
+    (b"2023-11-15T10:00:00,1", "line must have at least 3 comma-separated fields"),
+    (b"2023-11-15T10:00:00,1,GET /rate/movie+0+1990=0", "rating must be an integer 1–5, got '0'"),
+    (b"2023-11-15T10:00:00,1,GET /rate/movie+0+1990=6", "rating must be an integer 1–5, got '6'"),
+    (b"2023-11-15T10:00:00,1,GET /rate/movie+0+1990=five", "rating must be an integer 1–5"),
+    (b"2023-11-15T10:00:00,1,GET /rate/no+such+movie=3", "unknown movie id 'no+such+movie'"),
+    (b"2023-11-15T10:00:00,999,GET /rate/movie+0+1990=3", "unknown user id 999"),
+    (b"2023-11-15T10:00:00,1,GET /data/m/movie+0+1990/-1.mpg", "minute must be an integer ≥ 0"),
+    (b"2023-11-15T10:00:00,1,GET /rate/caf\xe9+1990=3", "line must be UTF-8 text"),
+    (b"2023-11-15T10:00:00,1,GET /rate/movie+0+1990=4", "duplicate"),  # = GOOD[2] but time
+]
+
+
+def test_junk_is_quarantined_with_its_reason_and_good_lines_are_kept(
+    kafka_settings, metadata_server, tmp_path
+):
+    topic = "junk-salted"
+    ensure_topic(kafka_settings, topic, partitions=1)
+    good = [line.encode() for line in GOOD] + [b"2023-11-13T09:00:00,2,GET /rate/movie+3+1993=5"]
+    junk = [line for line, _ in JUNK[:-1]] + [good[2], good[0]]  # two exact duplicates
+    lines = []
+    for i in range(max(len(good), len(junk))):
+        lines += good[i : i + 1] + junk[i : i + 1]
+    produce_lines(kafka_settings, topic, lines)
+
+    with Collector(
+        tmp_path,
+        settings=kafka_settings,
+        topic=topic,
+        metadata_url=metadata_server.url,
+        batch_size=4,
+    ) as collector:
+        stats = collector.run(stop_at_end=True, until_idle_seconds=None)
+        dataset = collector.to_dataset()
+        quarantine = collector.quarantine()
+
+    expected_reasons = [reason for _, reason in JUNK[:-1]] + ["duplicate", "duplicate"]
+    reasons = {}
+    for row in quarantine.itertuples():
+        reasons[lines[row.offset]] = row.reason
+        assert row.raw == lines[row.offset]
+    assert len(quarantine) == len(junk)
+    for line, reason in zip(junk, expected_reasons, strict=True):
+        assert reasons[line].startswith(reason) or reason in reasons[line], (line, reasons[line])
+    assert stats.duplicates == 2
+    # The two lines with unknown ids are accepted on arrival and set apart once the
+    # metadata API has answered 404: quarantined by to_dataset(), not by the counters.
+    assert stats.accepted == len(good) + 2
+    assert stats.quarantined == len(junk) - 2 - 2
+
+    ratings = dataset.ratings.set_index(["user_id", "movie_id"])["rating"].to_dict()
+    assert ratings == {
+        (1, "movie+0+1990"): 4,
+        (2, "movie+1+1991"): 5,
+        (3, "movie+2+1992"): 3,
+        (2, "movie+3+1993"): 1,
+    }
+    assert len(dataset.watch_log) == 1
+    assert dataset.watch_log.iloc[0][["minutes_watched", "last_minute"]].tolist() == [2, 1]
+
+
+def test_rating_history_keeps_every_rating(kafka_settings, topic, metadata_server, tmp_path):
+    produce_lines(kafka_settings, topic, GOOD, keys=[b"k"] * len(GOOD))
+    with Collector(
+        tmp_path, settings=kafka_settings, topic=topic, metadata_url=metadata_server.url
+    ) as collector:
+        collector.run(stop_at_end=True, until_idle_seconds=None)
+        history = collector.rating_history()
+    assert sorted(history["rating"]) == [1, 2, 3, 4, 5]
+
+
+def test_ten_point_scale(kafka_settings, topic, metadata_server, tmp_path):
+    lines = [
+        "2023-11-15T10:00:00,1,GET /rate/movie+0+1990=9",
+        "2023-11-15T10:00:00,2,GET /rate/movie+0+1990=11",
+    ]
+    produce_lines(kafka_settings, topic, lines)
+    with Collector(
+        tmp_path,
+        settings=kafka_settings,
+        topic=topic,
+        rating_scale=(1, 10),
+        metadata_url=metadata_server.url,
+    ) as collector:
+        collector.run(stop_at_end=True, until_idle_seconds=None)
+        dataset = collector.to_dataset()
+        reasons = collector.quarantine()["reason"].tolist()
+    assert dataset.ratings["rating"].tolist() == [9]
+    assert reasons == ["rating must be an integer 1–10, got '11'"]
+
+
+def test_dead_letter_topic_receives_quarantined_lines(kafka_settings, topic, tmp_path):
+    from kafka import KafkaConsumer
+
+    produce_lines(kafka_settings, topic, [b"junk", b"2023-11-15T10:00:00,1,GET /rate/a=3"])
+    collect(
+        tmp_path,
+        settings=kafka_settings,
+        topic=topic,
+        dead_letter_topic=topic + "-dlq",
+        stop_at_end=True,
+        until_idle_seconds=None,
+        wait_for_metadata_seconds=0,
+    )
+    consumer = KafkaConsumer(topic + "-dlq", **kafka_settings.consumer_config(None))
+    records = []
+    for _ in range(50):
+        for batch in consumer.poll(timeout_ms=100).values():
+            records += batch
+        if records:
+            break
+    consumer.close()
+    assert [r.value for r in records] == [b"junk"]
+    assert dict(records[0].headers)["reason"].startswith(b"line must have at least 3")
+
+
+def test_metadata_api_down_part_way_loses_nothing(kafka_settings, topic, dataset_factory, tmp_path):
+    source = dataset_factory(n_users=20, n_movies=10, n_ratings=120, seed=4)
+    lines, keys, _, _ = history_lines(source, watch_model=WatchModel(0.2, 10, seed=2))
+    first = [i for i, line in enumerate(lines) if int(line.split(b",")[1]) <= 10]
+    second = [i for i in range(len(lines)) if i not in set(first)]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    with Collector(
+        tmp_path,
+        settings=kafka_settings,
+        topic=topic,
+        metadata_url=url,
+        batch_size=50,
+        metadata_timeout=0.2,
+    ) as collector:
+        with MetadataServer(source, port=port):
+            produce_lines(kafka_settings, topic, [lines[i] for i in first])
+            collector.run(stop_at_end=True, until_idle_seconds=None)
+        produce_lines(kafka_settings, topic, [lines[i] for i in second])  # API is down
+        stats = collector.run(stop_at_end=True, until_idle_seconds=None)
+        assert stats.pending_metadata > 0
+        assert stats.accepted == len(lines)
+        with pytest.warns(MetadataPendingWarning, match="still have no metadata"):
+            collector.to_dataset(wait_for_metadata_seconds=0)
+        with MetadataServer(source, port=port):
+            dataset = collector.to_dataset(wait_for_metadata_seconds=5)
+
+    keys = ["user_id", "movie_id"]
+    pd.testing.assert_frame_equal(
+        sort_frame(dataset.ratings, keys), sort_frame(source.ratings, keys)
+    )
+    pd.testing.assert_frame_equal(dataset.users, source.users)
+    pd.testing.assert_frame_equal(dataset.movies, sort_frame(source.movies, ["movie_id"]))
