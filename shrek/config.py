@@ -24,6 +24,7 @@ class DataConfig(_Strict):
     source: Literal["files", "stream"] = "stream"
     data_dir: str | None = None
     topic: str = "shrek-events"
+    watch_fraction: float = Field(0.02, ge=0, le=1)
     rating_scale: tuple[int, int] = (1, 5)
 
 

@@ -82,6 +82,9 @@ DEFAULT_WEEKS: tuple[SimulatedWeek, ...] = (
 def simulation_config(*, n_boot: int = 100) -> RunConfig:
     """A small pipeline configuration: popularity and ALS on one thread, a short bootstrap."""
     config = RunConfig()
+    # The weeks' snapshots are read as files: the simulation is about promotion, and the
+    # stream path of a scheduled run is tested on its own (tests/lifecycle/test_schedule.py).
+    config.data.source = "files"
     config.models = {"popularity": {}, "als": {**BASELINE_ALS, "num_threads": 1}}
     config.fairness.models = ["popularity", "als"]
     config.fairness.n_boot = n_boot

@@ -87,12 +87,14 @@ def collect_stream(run_dir: Path, source: Dataset) -> Dataset:
     row order so the Recommenders split draws the same rows as on the files.
     """
     from shrek.stream.job import collect_via_stream
+    from shrek.stream.replay import WatchModel
 
     config = run_config(run_dir)
     collected = collect_via_stream(
         source,
         run_dir / "stream",
         topic=config.data.topic,
+        watch_model=WatchModel(watch_fraction=config.data.watch_fraction),
         rating_scale=config.data.rating_scale,
         show_progress=False,
     )
