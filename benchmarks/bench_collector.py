@@ -6,8 +6,9 @@ watch events, then reads the whole topic twice, each in a fresh child process wi
 partition assignment (no group join in the timing):
 
 - bare: ``KafkaConsumer.poll`` counting records, nothing else;
-- collector: :class:`shrek.stream.collector.Collector` (dedup, parse, metadata lookups against
-  a local metadata API, Parquet + SQLite commits, offset commits).
+- collector: :class:`shrek.stream.collector.Collector` with its default batch size (dedup,
+  parse, batched metadata lookups against a local metadata API, Parquet + SQLite commits on
+  its writer thread, offset commits).
 
 Prints events/s of each, their ratio (target ≥ 0.8) and each child's peak RSS.
 """
@@ -86,7 +87,7 @@ def collector_run(settings: KafkaSettings, topic: str, total: int, metadata_url:
 
     with tempfile.TemporaryDirectory() as folder, Collector(
         folder, settings=settings, topic=topic, group_id=f"bench-{time.time()}", assign=True,
-        metadata_url=metadata_url, batch_size=5000,
+        metadata_url=metadata_url,
     ) as collector:  # fmt: skip
         stats = collector.run(stop_at_end=True, until_idle_seconds=None)
     return stats.accepted

@@ -2,6 +2,10 @@
 
 The line format is in :mod:`shrek.stream.events`; broker settings in
 :mod:`shrek.stream.broker`; :func:`shrek.stream.job.collect_via_stream` runs the whole path.
+The collector (:mod:`shrek.stream.collector`) consumes; :mod:`shrek.stream.batch` validates a
+batch, :mod:`shrek.stream.resolver` fetches metadata, :mod:`shrek.stream.store` makes batches
+durable, :mod:`shrek.stream.tables` builds the dataset and :mod:`shrek.stream.consumer` holds
+the kafka-python plumbing.
 """
 
 from shrek.stream.broker import EmbeddedBroker, KafkaSettings

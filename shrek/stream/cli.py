@@ -164,7 +164,7 @@ def replay_command(
 )
 @click.option("--group-id", default="shrek-collector", show_default=True)
 @click.option("--metadata-url", help="Base URL of the metadata API, e.g. http://127.0.0.1:8081.")
-@click.option("--batch-size", type=int, default=5000, show_default=True)
+@click.option("--batch-size", type=int, default=20_000, show_default=True)
 @click.option(
     "--until-idle",
     type=float,

@@ -3,54 +3,72 @@
 The :class:`Collector` reads a topic as a consumer group in bounded batches. For each batch it
 
 1. drops exact duplicates (same bytes as a line already collected: delivery is at least once),
-2. parses and validates every line (:func:`shrek.stream.events.parse_batch`: field count,
-   timestamp, user id, movie id form, rating within the scale, minute ≥ 0),
-3. asks the metadata API about users and movies it has not seen (when it is down the events
-   are stored anyway and the ids fetched later),
-4. writes the events as Parquet parts and the rejected lines to quarantine, and records the
+   parses and validates every line, and asks the metadata API about users and movies it has
+   not seen (:func:`shrek.stream.batch.prepare_batch`; when the API is down the events are
+   stored anyway and the ids fetched later, :mod:`shrek.stream.resolver`),
+2. writes the events as Parquet parts and the rejected lines to quarantine, and records the
    batch with its next offsets in one SQLite transaction (:mod:`shrek.stream.store`),
-5. commits the offsets to Kafka, which is informative only: on start the collector seeks to
+3. commits the offsets to Kafka, which is informative only: on start the collector seeks to
    the ledger's offsets, so a ``kill -9`` at any moment loses and duplicates nothing.
 
-:meth:`Collector.to_dataset` builds the four tables from the committed parts: the latest rating
-per (user, movie) by event time (the full history stays in ``parts/rates``), the watch log
-aggregated from watch events, users and movies from the fetched metadata. Events whose user or
-movie the API reports as unknown are left out of the tables and listed by
-:meth:`Collector.quarantine` with that reason.
+Steps 1 and 2 run on a writer thread while the main thread polls the next batch; batches are
+written one at a time in order, and step 3 happens on the main thread once step 2 has
+returned, so at most two batches are in memory and the commit order is unchanged.
+
+:meth:`Collector.to_dataset` builds the four tables from the committed parts
+(:mod:`shrek.stream.tables`). Events whose user or movie the API reports as unknown are left
+out of the tables and listed by :meth:`Collector.quarantine` with that reason.
 
 Notes
 -----
-One collector per output folder (a lock file enforces it). Running several collectors in one
-group needs one folder each, and merging their datasets is not implemented.
+One collector per output folder (a lock file enforces it), driven by one thread: call
+:meth:`Collector.stats` and the other methods from the thread that runs :meth:`Collector.run`
+(the writer thread is internal and idle whenever ``run`` has returned). Running several
+collectors in one group needs one folder each, and merging their datasets is not implemented.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import signal
 import time
 import warnings
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from shrek.data.dataset import Dataset
-from shrek.data.schemas import DEFAULT_RATING_SCALE, empty_table
+from shrek.data.schemas import DEFAULT_RATING_SCALE
 from shrek.errors import ShrekWarning
+from shrek.stream import tables
+from shrek.stream.batch import DUPLICATE_REASON, prepare_batch
 from shrek.stream.broker import KafkaSettings
-from shrek.stream.events import RateEvent, WatchEvent, check_rating_scale, format_event, parse_batch
-from shrek.stream.metadata_api import MetadataClient, MetadataUnavailableError
-from shrek.stream.store import BatchWrite, CollectorStore, quarantine_row
+from shrek.stream.consumer import (
+    DeadLetters,
+    commit_offsets,
+    forget_high_watermarks,
+    high_watermarks,
+    wait_for_partitions,
+)
+from shrek.stream.events import check_rating_scale
+from shrek.stream.metadata_api import MetadataClient
+from shrek.stream.resolver import MetadataResolver
+from shrek.stream.store import CollectorStore
+
+__all__ = [
+    "DUPLICATE_REASON",
+    "Collector",
+    "CollectorStats",
+    "MetadataPendingWarning",
+    "MetadataResolver",
+    "collect",
+]
 
 logger = logging.getLogger(__name__)
-
-DUPLICATE_REASON = "duplicate: the same bytes were already collected (at-least-once delivery)"
 
 
 class MetadataPendingWarning(ShrekWarning):
@@ -66,55 +84,6 @@ class CollectorStats:
     duplicates: int
     lag: int | None
     pending_metadata: int
-
-
-class MetadataResolver:
-    """Which users and movies have metadata, asking the API for new ids.
-
-    Keeps ``(kind, id) -> status`` in memory ("found", "unknown" or "pending"); this grows with
-    the catalogue (users and movies), not with the stream. Documents stay in the store.
-    After the API fails it is left alone for ``retry_seconds``, so a down API costs one
-    timeout per interval, not one per id.
-    """
-
-    def __init__(
-        self, client: MetadataClient | None, status: dict, *, retry_seconds: float = 2.0
-    ) -> None:
-        self.client = client
-        self.status: dict[tuple[str, str], str] = {key: s for key, (s, _) in status.items()}
-        self.retry_seconds = retry_seconds
-        self._down_until = 0.0
-
-    @property
-    def pending(self) -> list[tuple[str, str]]:
-        return [key for key, status in self.status.items() if status == "pending"]
-
-    def resolve(self, wanted: set[tuple[str, str]]) -> list[tuple[str, str, str, str | None]]:
-        """Ask about new ids in ``wanted`` (and pending ones when the API may be back);
-        return the metadata rows to record."""
-        if self.client is None:
-            return []
-        new = [key for key in sorted(wanted) if key not in self.status]
-        if time.monotonic() >= self._down_until:
-            new += self.pending
-        rows = []
-        answers: dict = {}
-        if new and time.monotonic() >= self._down_until:
-            try:
-                answers = self.client.get_many(new)
-            except MetadataUnavailableError as err:
-                logger.warning("%s; will retry in %.1f s", err, self.retry_seconds)
-                self._down_until = time.monotonic() + self.retry_seconds
-                answers = {key: self.client.get(*key) for key in new if self.client.cached(key)}
-        for key in new:
-            status, document = "pending", None
-            if key in answers:
-                document = answers[key]
-                status = "unknown" if document is None else "found"
-            if self.status.get(key) != status:
-                self.status[key] = status
-                rows.append((*key, status, None if document is None else _json(document)))
-        return rows
 
 
 class Collector:
@@ -134,8 +103,9 @@ class Collector:
         Base URL of the metadata API. Without it users and movies stay empty.
     rating_scale : tuple of int, default (1, 5)
         Accepted ratings: (1, 5) or (1, 10).
-    batch_size : int, default 5000
-        Most lines per batch; bounds memory.
+    batch_size : int, default 20000
+        Most lines per batch; bounds memory (two batches at most: one being written while
+        the next is polled).
     flush_seconds : float, default 1.0
         A partial batch is written after this many seconds.
     assign : bool, default False
@@ -157,7 +127,7 @@ class Collector:
         group_id: str = "shrek-collector",
         metadata_url: str | None = None,
         rating_scale: tuple[int, int] = DEFAULT_RATING_SCALE,
-        batch_size: int = 5000,
+        batch_size: int = 20_000,
         flush_seconds: float = 1.0,
         assign: bool = False,
         dead_letter_topic: str | None = None,
@@ -180,8 +150,12 @@ class Collector:
         self.metadata = MetadataResolver(client, self.store.metadata())
         self.lag: int | None = None
         self._consumer: Any = None
-        self._producer: Any = None
+        self._dead_letters = None
+        if dead_letter_topic:
+            self._dead_letters = DeadLetters(settings, dead_letter_topic)
         self._buffer: list[Any] = []
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collector-writer")
+        self._writing: Future | None = None
         self._stop = False
         self._ledger = self.store.next_offsets()  # partition -> next offset, as committed
 
@@ -219,13 +193,15 @@ class Collector:
         last_flush = started
         end = None
         if stop_at_end:
-            self._forget_high_watermarks()
+            forget_high_watermarks(self._consumer)
         marks_fresh_at = time.monotonic() + 0.6  # after any fetch sent before this run
         bar = tqdm(desc="collect", unit="event", disable=not show_progress)
         try:
             while not self._stop:
                 polled = consumer.poll(timeout_ms=200, max_records=self.batch_size)
                 now = time.monotonic()
+                if self._writing is not None and self._writing.done():
+                    self._finish_write()
                 for records in polled.values():
                     records = self._not_yet_stored(records)
                     self._buffer.extend(records)
@@ -236,7 +212,7 @@ class Collector:
                     self._flush()
                     last_flush = now
                 if end is None and stop_at_end and now >= marks_fresh_at:
-                    end = self._end_offsets()
+                    end = high_watermarks(self._consumer)
                 if end is not None and self._reached(end):
                     break
                 if until_idle_seconds is not None and now - last_record >= until_idle_seconds:
@@ -244,6 +220,7 @@ class Collector:
                 if max_seconds is not None and now - started >= max_seconds:
                     break
             self._flush()
+            self._finish_write()
         finally:
             bar.close()
         stats = self.stats()
@@ -269,17 +246,20 @@ class Collector:
         config = self.settings.consumer_config(self.group_id)
         consumer = self._consumer = KafkaConsumer(**config)
         if self.assign:
-            partitions = _wait_for_partitions(consumer, self.topic)
+            partitions = wait_for_partitions(consumer, self.topic)
             consumer.assign([TopicPartition(self.topic, p) for p in partitions])
             self._seek_to_ledger(consumer.assignment())
         else:
             collector = self
 
             class Listener(ConsumerRebalanceListener):
-                """Runs in kafka-python's IO thread: touches only the in-memory offsets."""
+                """Runs in kafka-python's IO thread: touches only the in-memory offsets (after
+                the batch being written, if any, has updated them)."""
 
                 def on_partitions_revoked(self, revoked: Any) -> None:
                     logger.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+                    if collector._writing is not None:  # the ledger must be current to seek
+                        futures.wait([collector._writing])
 
                 def on_partitions_assigned(self, assigned: Any) -> None:
                     collector._seek_to_ledger(assigned)
@@ -303,49 +283,45 @@ class Collector:
             return records
         return [r for r in records if r.offset >= done]
 
-    def _end_offsets(self) -> dict | None:
-        """High watermarks of the assigned partitions, from the last fetch responses; None
-        until every partition has answered one fetch.
-
-        Tansu 0.6.0 answers ListOffsets(latest), which ``consumer.end_offsets`` sends, with
-        wrong offsets (1 for partitions of hundreds of records), so the fetch responses' high
-        watermarks are used instead.
-        """
-        assignment = self._consumer.assignment()
-        if not assignment:
-            return None
-        marks = {tp: self._consumer.highwater(tp) for tp in assignment}
-        return None if any(m is None for m in marks.values()) else marks
-
-    def _forget_high_watermarks(self) -> None:
-        """Drop the high watermarks of earlier fetches so a second :meth:`run` does not stop
-        at the end of the first (kafka-python keeps them on its partition states)."""
-        assignment = getattr(self._consumer._subscription, "assignment", {})
-        for state in assignment.values():
-            state.highwater = None
-
     def _reached(self, end: dict) -> bool:
         """Whether everything up to ``end`` is consumed and stored (positions, not the
         ledger: a new folder on an old group starts from the group's committed offsets)."""
-        if self._buffer:
+        if self._buffer or self._writing is not None:
             return False
         return all(self._consumer.position(tp) >= offset for tp, offset in end.items())
 
     # -- one batch --------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Validate, store and commit the buffered records."""
+        """Hand the buffered records to the writer thread, after the previous batch is stored
+        and its offsets committed (so batches are written one at a time, in order)."""
+        self._finish_write()
         records, self._buffer = self._buffer, []
-        if not records:
+        if records:
+            self._writing = self._writer.submit(self._write, records)
+
+    def _finish_write(self) -> None:
+        """Wait for the batch being written; commit its offsets to Kafka and update the lag.
+
+        Raises what the writer raised (the batch is then not committed: its lines are consumed
+        again from the ledger's offsets on the next start)."""
+        if self._writing is None:
             return
+        writing, self._writing = self._writing, None
+        next_offsets = writing.result()
+        commit_offsets(self._consumer, self.topic, next_offsets)
+        self._update_lag()
+
+    def _write(self, records: list[Any]) -> dict[int, int]:
+        """Validate and store one batch (on the writer thread); return its next offsets."""
         started = time.monotonic()
-        batch = self._prepare(records)
-        if self.dead_letter_topic and batch.quarantine:
-            self._send_dead_letters(records, batch)
+        batch = prepare_batch(
+            records, store=self.store, resolver=self.metadata, rating_scale=self.rating_scale
+        )
+        if self._dead_letters is not None and batch.quarantine:
+            self._dead_letters.send(batch.quarantine)
         batch_id = self.store.commit(batch)
         self._ledger = {**self._ledger, **batch.next_offsets}
-        self._commit_offsets(batch.next_offsets)
-        self._update_lag()
         logger.debug(
             "batch %d: %d records, %s in %.3f s",
             batch_id,
@@ -353,115 +329,10 @@ class Collector:
             batch.counters,
             time.monotonic() - started,
         )
-
-    def _prepare(self, records: list[Any]) -> BatchWrite:
-        values = [r.value for r in records]
-        partitions = np.fromiter((r.partition for r in records), "int64", len(records))
-        offsets = np.fromiter((r.offset for r in records), "int64", len(records))
-        next_offsets: dict[int, int] = {}
-        for partition, offset in zip(partitions.tolist(), offsets.tolist(), strict=True):
-            next_offsets[partition] = max(next_offsets.get(partition, 0), offset + 1)
-
-        blake = hashlib.blake2b
-        hashes = [blake(v, digest_size=16).digest() for v in values]
-        already = self.store.seen(set(hashes))
-        fresh: set[bytes] = set()
-        keep, duplicates = [], []
-        for i, h in enumerate(hashes):
-            if h in already or h in fresh:
-                duplicates.append(i)
-            else:
-                fresh.add(h)
-                keep.append(i)
-
-        kept = np.array(keep, "int64")
-        parsed = parse_batch([values[i] for i in keep], rating_scale=self.rating_scale)
-        tables = {
-            "rates": self._frame(parsed.rates, kept, partitions, offsets),
-            "watches": self._frame(parsed.watches, kept, partitions, offsets),
-            "requests": self._requests_frame(parsed.requests, kept, partitions, offsets),
-        }
-        quarantine = [
-            quarantine_row(int(partitions[i]), int(offsets[i]), values[i], DUPLICATE_REASON)
-            for i in duplicates
-        ]
-        for j, reason in parsed.errors:
-            i = keep[j]
-            quarantine.append(
-                quarantine_row(int(partitions[i]), int(offsets[i]), values[i], reason)
-            )
-        quarantine.sort(key=lambda row: (row["partition"], row["offset"]))
-
-        wanted = {("user", str(u)) for t in tables.values() for u in t["user_id"].unique()}
-        for name in ("rates", "watches"):
-            wanted |= {("movie", m) for m in tables[name]["movie_id"].unique()}
-        accepted = sum(len(t) for t in tables.values())
-        return BatchWrite(
-            tables=tables,
-            quarantine=quarantine,
-            hashes=[hashes[i] for i in keep],
-            next_offsets=next_offsets,
-            counters={
-                "accepted": accepted,
-                "quarantined": len(parsed.errors),
-                "duplicates": len(duplicates),
-            },
-            metadata=self.metadata.resolve(wanted),
-        )
-
-    @staticmethod
-    def _frame(columns: dict, kept: np.ndarray, partitions: Any, offsets: Any) -> pd.DataFrame:
-        frame = pd.DataFrame({k: v for k, v in columns.items() if k != "index"})
-        source = kept[columns["index"]] if len(kept) else np.empty(0, "int64")
-        frame["partition"] = partitions[source]
-        frame["offset"] = offsets[source]
-        return frame
-
-    @staticmethod
-    def _requests_frame(requests: list, kept: np.ndarray, partitions: Any, offsets: Any) -> Any:
-        source = np.array([kept[j] for j, _ in requests], "int64")
-        events = [event for _, event in requests]
-        return pd.DataFrame(
-            {
-                "timestamp": pd.Series([e.timestamp for e in events], dtype="datetime64[ns]"),
-                "user_id": pd.Series([e.user_id for e in events], dtype="int64"),
-                "server": pd.Series([e.server for e in events], dtype=object),
-                "status": pd.Series([e.status for e in events], dtype="int64"),
-                "movie_ids": pd.Series([",".join(e.movie_ids) for e in events], dtype=object),
-                "latency_ms": pd.Series([e.latency_ms for e in events], dtype="int64"),
-                "partition": partitions[source],
-                "offset": offsets[source],
-            }
-        )
-
-    def _send_dead_letters(self, records: list[Any], batch: BatchWrite) -> None:
-        from kafka import KafkaProducer
-
-        if self._producer is None:
-            self._producer = KafkaProducer(**self.settings.producer_config())
-        for row in batch.quarantine:
-            self._producer.send(
-                self.dead_letter_topic,
-                value=base64.b64decode(row["raw_b64"]),
-                headers=[("reason", row["reason"].encode())],
-            )
-        self._producer.flush()
-
-    def _commit_offsets(self, next_offsets: dict[int, int]) -> None:
-        from kafka import OffsetAndMetadata, TopicPartition
-        from kafka.errors import KafkaError
-
-        offsets = {
-            TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
-            for p, o in next_offsets.items()
-        }
-        try:
-            self._consumer.commit(offsets)
-        except KafkaError as err:  # the ledger is authoritative; Kafka's copy is for monitoring
-            logger.warning("could not commit offsets to Kafka (data is safe on disk): %s", err)
+        return batch.next_offsets
 
     def _update_lag(self) -> None:
-        end = self._end_offsets() or {}
+        end = high_watermarks(self._consumer) or {}
         done = self._ledger
         self.lag = int(sum(max(0, o - done.get(tp.partition, 0)) for tp, o in end.items()))
 
@@ -477,7 +348,7 @@ class Collector:
         remain pending."""
         deadline = time.monotonic() + wait_seconds
         while True:
-            self.metadata._down_until = 0.0
+            self.metadata.retry_now()
             rows = self.metadata.resolve(set())
             if rows:
                 self.store.put_metadata(rows)
@@ -488,8 +359,7 @@ class Collector:
 
     def rating_history(self) -> pd.DataFrame:
         """Every rate event collected: user_id, movie_id, rating, timestamp, partition, offset."""
-        rates = self.store.read_events("rates")
-        return rates if rates is not None else _empty_events("rating")
+        return tables.rating_history(self.store)
 
     def quarantine(self) -> pd.DataFrame:
         """Every rejected line with its reason: partition, offset, reason, text, raw.
@@ -499,48 +369,10 @@ class Collector:
         stored event) and left out of :meth:`to_dataset`.
         """
         frame = self.store.read_quarantine()
-        late = []
-        for name, cls, value in (("rates", RateEvent, "rating"), ("watches", WatchEvent, "minute")):
-            events = self.store.read_events(name)
-            if events is None:
-                continue
-            for row in events[self._unknown_mask(events)].itertuples(index=False):
-                line = format_event(
-                    cls(
-                        row.timestamp.to_pydatetime(),
-                        row.user_id,
-                        row.movie_id,
-                        getattr(row, value),
-                    )
-                )
-                late.append(
-                    {
-                        "partition": row.partition,
-                        "offset": row.offset,
-                        "reason": self._unknown_reason(row.user_id, row.movie_id),
-                        "text": line,
-                        "raw": line.encode(),
-                    }
-                )
-        if late:
-            frame = pd.concat([frame, pd.DataFrame(late)], ignore_index=True)
+        late = tables.unknown_quarantine(self.store, self.metadata.unknown_ids())
+        if not late.empty:
+            frame = pd.concat([frame, late], ignore_index=True)
         return frame.sort_values(["partition", "offset"], ignore_index=True)
-
-    def _unknown_ids(self) -> tuple[set[int], set[str]]:
-        unknown = [key for key, s in self.metadata.status.items() if s == "unknown"]
-        users = {int(i) for kind, i in unknown if kind == "user"}
-        movies = {i for kind, i in unknown if kind == "movie"}
-        return users, movies
-
-    def _unknown_mask(self, events: pd.DataFrame) -> pd.Series:
-        users, movies = self._unknown_ids()
-        return events["user_id"].isin(users) | events["movie_id"].isin(movies)
-
-    def _unknown_reason(self, user_id: int, movie_id: str) -> str:
-        users, movies = self._unknown_ids()
-        if movie_id in movies:
-            return f"unknown movie id {movie_id!r}: the metadata API has no such movie"
-        return f"unknown user id {user_id}: the metadata API has no such user"
 
     def to_dataset(self, *, wait_for_metadata_seconds: float = 10.0) -> Dataset:
         """The four tables from everything committed so far.
@@ -574,16 +406,10 @@ class Collector:
                     stacklevel=2,
                 )
 
-        history = self.rating_history()
-        history = history[~self._unknown_mask(history)]
-        ratings = (
-            history.sort_values(["timestamp", "partition", "offset"], kind="stable")
-            .drop_duplicates(["user_id", "movie_id"], keep="last")
-            .sort_values(["timestamp", "user_id", "movie_id"], kind="stable")
-        )
-        ratings = ratings[["user_id", "movie_id", "rating", "timestamp"]]
-        watch_log = self._watch_log()
-        users, movies = self._metadata_tables()
+        unknown = self.metadata.unknown_ids()
+        ratings = tables.latest_ratings(self.rating_history(), unknown)
+        watch_log = tables.watch_log(self.store, unknown)
+        users, movies = tables.metadata_tables(self.store)
 
         source = {
             "kind": "kafka",
@@ -603,46 +429,14 @@ class Collector:
             rating_scale=self.rating_scale,
         )
 
-    def _watch_log(self) -> pd.DataFrame:
-        watches = self.store.read_events("watches")
-        if watches is None:
-            return empty_table("watch_log")
-        watches = watches[~self._unknown_mask(watches)]
-        log = watches.groupby(["user_id", "movie_id"], as_index=False, sort=True).agg(
-            minutes_watched=("minute", "nunique"),
-            last_minute=("minute", "max"),
-            timestamp=("timestamp", "max"),
-        )
-        return log.astype({"minutes_watched": "int64", "last_minute": "int64"})
-
-    def _metadata_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        entries = self.store.metadata()
-        users = [d for (k, _), (s, d) in entries.items() if k == "user" and s == "found"]
-        movies = [d for (k, _), (s, d) in entries.items() if k == "movie" and s == "found"]
-        user_table = empty_table("users")
-        if users:
-            user_table = pd.DataFrame(users)[list(user_table.columns)]
-            user_table = user_table.astype({"user_id": "int64", "age": "int64"})
-            user_table = user_table.sort_values("user_id", ignore_index=True)
-        movie_table = empty_table("movies")
-        if movies:
-            frame = pd.DataFrame(movies)
-            frame["genres"] = frame["genres"].map("|".join)
-            frame["year"] = frame["year"].astype("Int64")
-            frame["release_date"] = pd.to_datetime(frame["release_date"]).astype("datetime64[ns]")
-            movie_table = frame[list(movie_table.columns)].sort_values(
-                "movie_id", ignore_index=True
-            )
-        return user_table, movie_table
-
     def close(self) -> None:
-        """Leave the group and release the folder."""
+        """Wait for the batch being written, leave the group and release the folder."""
+        self._writer.shutdown(wait=True)
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
-        if self._producer is not None:
-            self._producer.close()
-            self._producer = None
+        if self._dead_letters is not None:
+            self._dead_letters.close()
         self.store.close()
         if self.metadata.client is not None:
             self.metadata.client.close()
@@ -692,30 +486,3 @@ def collect(
         dataset = collector.to_dataset(wait_for_metadata_seconds=wait_for_metadata_seconds)
         dataset.save(Path(folder) / "dataset")
         return dataset
-
-
-def _wait_for_partitions(consumer: Any, topic: str, timeout: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return sorted(partitions)
-        time.sleep(0.1)
-    raise ValueError(f"topic {topic!r} does not exist on {consumer.config['bootstrap_servers']}")
-
-
-def _empty_events(value: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "user_id": pd.Series(dtype="int64"),
-            "movie_id": pd.Series(dtype=object),
-            value: pd.Series(dtype="int64"),
-            "timestamp": pd.Series(dtype="datetime64[ns]"),
-            "partition": pd.Series(dtype="int64"),
-            "offset": pd.Series(dtype="int64"),
-        }
-    )
-
-
-def _json(document: dict) -> str:
-    return json.dumps(document, sort_keys=True)

@@ -58,6 +58,11 @@ _REQUEST_RE = re.compile(
 # Fast path of parse_batch: whole lines, bytes, one regex per kind.
 _FAST_WATCH = re.compile(rf"({_TS}),({_USER}),GET /data/m/({_SLUG})/(\d{{1,9}})\.mpg".encode())
 _FAST_RATE = re.compile(rf"({_TS}),({_USER}),GET /rate/({_SLUG})=(\d{{1,3}})".encode())
+# Both at once over newline-joined lines; the catch-all branch yields empty groups.
+_FAST_ANY = re.compile(
+    rf"^(?:{_FAST_WATCH.pattern.decode()}|{_FAST_RATE.pattern.decode()}|.*)$".encode(),
+    re.MULTILINE,
+)
 
 
 @dataclass(frozen=True)
@@ -282,23 +287,13 @@ def parse_batch(
 
     Notes
     -----
-    Watch and rate lines are matched by one compiled regex each and converted column-wise;
+    Watch and rate lines are matched by one regex call over the whole batch and converted
+    column-wise;
     only lines the fast regexes do not match (junk, requests) go through :func:`parse_line`,
     which gives their reason.
     """
     low, high = check_rating_scale(rating_scale)
-    rate_rows: list[tuple] = []
-    watch_rows: list[tuple] = []
-    slow: list[int] = []
-    rate_match, watch_match = _FAST_RATE.fullmatch, _FAST_WATCH.fullmatch
-    for index, raw in enumerate(lines):
-        raw = raw.rstrip(b"\r\n")
-        if match := watch_match(raw):
-            watch_rows.append((index, *match.groups()))
-        elif match := rate_match(raw):
-            rate_rows.append((index, *match.groups()))
-        else:
-            slow.append(index)
+    watch_rows, rate_rows, slow = _match_all(lines)
 
     rates, bad_rates = _columns(rate_rows, "rating")
     in_scale = (rates["rating"] >= low) & (rates["rating"] <= high)
@@ -321,6 +316,48 @@ def parse_batch(
     return ParsedBatch(rates=rates, watches=watches, requests=requests, errors=errors)
 
 
+def _match_all(lines: list[bytes]) -> tuple[list[tuple], list[tuple], list[int]]:
+    """Watch rows, rate rows (``(index, timestamp, user, movie, value)`` as bytes) and the
+    positions of the other lines.
+
+    Lines without ``\\r`` or ``\\n`` inside are matched all at once, joined by newlines, by
+    one regex with a catch-all branch (one match per line); any other batch line by line.
+    """
+    joined = b"\n".join(lines)
+    if joined.count(b"\n") != len(lines) - 1 or b"\r" in joined:
+        return _match_each(lines)
+    matches = _FAST_ANY.findall(joined)
+    if len(matches) != len(lines):  # pragma: no cover - one match per line by construction
+        return _match_each(lines)
+    watch_rows: list[tuple] = []
+    rate_rows: list[tuple] = []
+    slow: list[int] = []
+    for index, groups in enumerate(matches):
+        if groups[0]:
+            watch_rows.append((index, *groups[:4]))
+        elif groups[4]:
+            rate_rows.append((index, *groups[4:]))
+        else:
+            slow.append(index)
+    return watch_rows, rate_rows, slow
+
+
+def _match_each(lines: list[bytes]) -> tuple[list[tuple], list[tuple], list[int]]:
+    watch_rows: list[tuple] = []
+    rate_rows: list[tuple] = []
+    slow: list[int] = []
+    rate_match, watch_match = _FAST_RATE.fullmatch, _FAST_WATCH.fullmatch
+    for index, raw in enumerate(lines):
+        raw = raw.rstrip(b"\r\n")
+        if match := watch_match(raw):
+            watch_rows.append((index, *match.groups()))
+        elif match := rate_match(raw):
+            rate_rows.append((index, *match.groups()))
+        else:
+            slow.append(index)
+    return watch_rows, rate_rows, slow
+
+
 def _columns(rows: list[tuple], value_name: str) -> tuple[dict[str, np.ndarray], list[int]]:
     """Typed columns of fast-matched rows; rows whose timestamp is not a real date are returned
     apart (``2026-02-30`` matches the regex but is no date)."""
@@ -334,12 +371,11 @@ def _columns(rows: list[tuple], value_name: str) -> tuple[dict[str, np.ndarray],
         }
         return empty, []
     index, stamps, users, movies, values = zip(*rows, strict=True)
-    stamps = np.array([s.decode() for s in stamps])
     try:
-        timestamp = stamps.astype("datetime64[ns]")
+        timestamp = np.array(stamps).astype("datetime64[ns]")
         valid = np.ones(len(rows), bool)
     except ValueError:
-        timestamp, valid = _timestamps_one_by_one(stamps)
+        timestamp, valid = _timestamps_one_by_one(np.array([s.decode() for s in stamps]))
     columns = {
         "index": np.array(index, "int64"),
         "timestamp": timestamp,

@@ -5,10 +5,14 @@
 (``genres`` is a list; ``release_date`` ISO ``YYYY-MM-DD`` or null). Unknown ids answer 404 and
 malformed ids 400, both with a JSON ``{"error": ...}`` that says which.
 
+``POST /batch`` with ``{"user": [<id>, ...], "movie": [<id>, ...]}`` answers many ids in one
+request: ``{"user": {"<id>": <document or null>}, "movie": {...}}`` (null for unknown ids; a
+malformed id fails the whole request with 400). At most :data:`BATCH_LIMIT` ids per request.
+
 The :class:`MetadataClient` retries connection failures, timeouts and 5xx answers with
 exponential backoff (tenacity) and caches answers, 404s included. It raises
 :class:`MetadataUnavailableError` when the service stays down, so the collector can store the
-events and fetch the metadata later (see :class:`shrek.stream.collector.MetadataStore`).
+events and fetch the metadata later (see :class:`shrek.stream.resolver.MetadataResolver`).
 
 Notes
 -----
@@ -45,6 +49,8 @@ logger = logging.getLogger(__name__)
 Kind = Literal["user", "movie"]
 KINDS: tuple[Kind, ...] = ("user", "movie")
 _PATH_RE = re.compile(r"^/(user|movie)/([^/?#]*)$")
+_USER_ID_RE = re.compile(r"[1-9]\d{0,17}")
+BATCH_LIMIT = 2000
 
 
 class MetadataUnavailableError(ShrekError):
@@ -210,27 +216,35 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         kind, raw = match.groups()
-        if kind == "user":
-            if not re.fullmatch(r"[1-9]\d{0,17}", raw):
-                self._send(
-                    HTTPStatus.BAD_REQUEST,
-                    {"error": f"user id must be a positive integer, got {raw!r}"},
-                )
-                return
-            key: Any = int(raw)
-        else:
-            if not SLUG_RE.fullmatch(raw):
-                self._send(
-                    HTTPStatus.BAD_REQUEST,
-                    {"error": f"movie id must be a slug like 'toy+story+1995', got {raw!r}"},
-                )
-                return
-            key = raw
+        try:
+            key = _record_key(kind, raw)
+        except ValueError as err:
+            self._send(HTTPStatus.BAD_REQUEST, {"error": str(err)})
+            return
         record = self.store[kind].get(key)
         if record is None:
             self._send(HTTPStatus.NOT_FOUND, {"error": f"unknown {kind} id {raw!r}"})
         else:
             self._send(HTTPStatus.OK, record)
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server naming
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if self.path != "/batch":
+            self._send(
+                HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {self.path!r}; use /batch"}
+            )
+            return
+        try:
+            wanted = _batch_request(body)
+            answer = {
+                kind: {str(raw): self.store[kind].get(_record_key(kind, str(raw))) for raw in ids}
+                for kind, ids in wanted.items()
+            }
+        except ValueError as err:
+            self._send(HTTPStatus.BAD_REQUEST, {"error": str(err)})
+            return
+        self._send(HTTPStatus.OK, answer)
 
     def _send(self, status: HTTPStatus, body: dict) -> None:
         payload = json.dumps(body).encode()
@@ -244,8 +258,41 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("metadata API: " + format, *args)
 
 
+def _record_key(kind: str, raw: str) -> Any:
+    """The store key of ``raw`` (an int for users); ValueError naming the id if malformed."""
+    if kind == "user":
+        if not _USER_ID_RE.fullmatch(raw):
+            raise ValueError(f"user id must be a positive integer, got {raw!r}")
+        return int(raw)
+    if not SLUG_RE.fullmatch(raw):
+        raise ValueError(f"movie id must be a slug like 'toy+story+1995', got {raw!r}")
+    return raw
+
+
+def _batch_request(body: bytes) -> dict[str, list]:
+    """The ids of a ``POST /batch`` body; ValueError saying what is wrong with it."""
+    try:
+        wanted = json.loads(body)
+    except ValueError:
+        raise ValueError('body must be JSON like {"user": [1, 2], "movie": ["a+1995"]}') from None
+    if not isinstance(wanted, dict) or not set(wanted) <= set(KINDS):
+        raise ValueError(
+            f"body must be an object with keys 'user' and/or 'movie', got {wanted!r:.80}"
+        )
+    if not all(isinstance(ids, list) for ids in wanted.values()):
+        raise ValueError("body's 'user' and 'movie' must be lists of ids")
+    n_ids = sum(len(ids) for ids in wanted.values())
+    if n_ids > BATCH_LIMIT:
+        raise ValueError(f"a batch may ask for at most {BATCH_LIMIT} ids, got {n_ids}")
+    return wanted
+
+
 class _Retryable(Exception):
     pass
+
+
+class _NoBatchEndpoint(Exception):
+    """The server predates ``POST /batch``."""
 
 
 class MetadataClient:
@@ -323,7 +370,9 @@ class MetadataClient:
     def get_many(
         self, keys: list[tuple[Kind, str]], *, workers: int = 8
     ) -> dict[tuple[Kind, str], dict[str, Any] | None]:
-        """:meth:`get` for many ``(kind, id)`` at once, ``workers`` requests in flight.
+        """:meth:`get` for many ``(kind, id)`` at once: one ``POST /batch`` per
+        :data:`BATCH_LIMIT` ids not cached (``workers`` concurrent ``GET`` requests against
+        a server without that endpoint).
 
         Raises
         ------
@@ -331,6 +380,31 @@ class MetadataClient:
             As soon as one request finds the API unavailable; answers already received stay
             in the cache.
         """
+        for kind, _ in keys:
+            if kind not in KINDS:
+                raise ValueError(f"kind must be 'user' or 'movie', got {kind!r}")
+        keys = [(kind, str(id_)) for kind, id_ in keys]
+        answers: dict[tuple[Kind, str], dict[str, Any] | None] = {}
+        with self._lock:
+            for key in keys:
+                if key in self._cache:
+                    answers[key] = self._cache[key]
+        missing = [key for key in dict.fromkeys(keys) if key not in answers]
+        for start in range(0, len(missing), BATCH_LIMIT):
+            try:
+                fetched = self._fetch_batch(missing[start : start + BATCH_LIMIT])
+            except _NoBatchEndpoint:
+                return self._get_each(keys, workers=workers)
+            answers.update(fetched)
+            with self._lock:
+                self._cache.update(fetched)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return {key: answers[key] for key in keys}
+
+    def _get_each(
+        self, keys: list[tuple[Kind, str]], *, workers: int
+    ) -> dict[tuple[Kind, str], dict[str, Any] | None]:
         if len(keys) <= 1:
             return {key: self.get(*key) for key in keys}
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -342,8 +416,34 @@ class MetadataClient:
                     future.cancel()
                 raise
 
+    def _fetch_batch(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict | None]:
+        body: dict[str, list[str]] = {}
+        for kind, id_ in keys:
+            body.setdefault(kind, []).append(id_)
+        url = f"{self.base_url}/batch"
+        answer = self._retrying(lambda: self._post_once(url, body))
+        return {(kind, id_): answer[kind][id_] for kind, id_ in keys}
+
+    def _post_once(self, url: str, body: dict) -> dict[str, Any]:
+        try:
+            response = self._session.post(url, json=body, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as err:
+            raise _Retryable(f"POST {url}: {type(err).__name__}") from None
+        if response.status_code == HTTPStatus.NOT_FOUND:
+            raise _NoBatchEndpoint(url)
+        if response.status_code >= 500:
+            raise _Retryable(f"POST {url}: HTTP {response.status_code}")
+        if response.status_code == HTTPStatus.BAD_REQUEST:
+            raise ValueError(f"metadata API rejected {url}: {response.text}")
+        response.raise_for_status()
+        return response.json()
+
     def _fetch(self, kind: str, id_: str) -> dict[str, Any] | None:
         url = f"{self.base_url}/{kind}/{id_}"
+        return self._retrying(lambda: self._once(url))
+
+    def _retrying(self, request: Any) -> Any:
+        """``request()`` retried with backoff while it raises :class:`_Retryable`."""
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=tenacity.wait_exponential(multiplier=self.backoff, max=2.0),
@@ -353,7 +453,7 @@ class MetadataClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._once(url)
+                    return request()
         except _Retryable as err:
             raise MetadataUnavailableError(
                 f"metadata API {self.base_url} unavailable after {self.attempts} attempts ({err})"

@@ -6,7 +6,8 @@ Layout of a collector folder::
                                          hashes, metadata documents, counters
     parts/rates/month=1997-09/b00000012.parquet     rate events (the full rating history)
     parts/watches/month=1997-09/b00000012.parquet   watch events, one row per minute
-    parts/requests/month=1997-09/b00000012.parquet  recommendation requests
+    parts/requests/month=1997-09/b00000012.parquet  recommendation requests, with the variant
+                                         and model version from the record headers
     quarantine/b00000012.jsonl           rejected lines: partition, offset, reason, text, bytes
     .lock                                held while a collector runs
 
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -48,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 EVENT_TABLES = ("rates", "watches", "requests")
 COUNTERS = ("accepted", "quarantined", "duplicates")
+_MAX_PARAMETERS = 30_000  # below SQLite's limit of 32,766 bound parameters per statement
+_CACHE_KIB = 32 * 1024  # SQLite page cache: the seen-hash index stays in memory longer
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
@@ -101,9 +105,13 @@ class CollectorStore:
             raise CollectorBusyError(
                 f"another collector is writing {self.folder}; stop it or use another folder"
             ) from None
-        self.db = sqlite3.connect(self.folder / "state.sqlite", isolation_level=None)
+        # The collector writes batches on its writer thread; one thread at a time uses it.
+        self.db = sqlite3.connect(
+            self.folder / "state.sqlite", isolation_level=None, check_same_thread=False
+        )
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         self.db.executescript(_SCHEMA)
         last = self.db.execute("SELECT MAX(batch_id) FROM batches").fetchone()[0]
         self.next_batch = 1 + (last or 0)
@@ -140,10 +148,10 @@ class CollectorStore:
 
     def seen(self, hashes: Iterable[bytes]) -> set[bytes]:
         """The subset of ``hashes`` already committed."""
-        hashes = list(hashes)
+        hashes = sorted(hashes)  # B-tree order: neighbouring pages, fewer cache misses
         found: set[bytes] = set()
-        for start in range(0, len(hashes), 900):
-            chunk = hashes[start : start + 900]
+        for start in range(0, len(hashes), _MAX_PARAMETERS):
+            chunk = hashes[start : start + _MAX_PARAMETERS]
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(f"SELECT hash FROM seen WHERE hash IN ({marks})", chunk)
             found.update(row[0] for row in rows)
@@ -191,7 +199,7 @@ class CollectorStore:
                 (batch_id, json.dumps(files), sum(len(t) for t in batch.tables.values())),
             )
             self.db.executemany(
-                "INSERT OR IGNORE INTO seen VALUES (?)", ((h,) for h in batch.hashes)
+                "INSERT OR IGNORE INTO seen VALUES (?)", ((h,) for h in sorted(batch.hashes))
             )
             self.db.executemany(
                 "INSERT INTO offsets VALUES (?, ?, ?) ON CONFLICT (topic, partition) "
@@ -210,14 +218,16 @@ class CollectorStore:
     def _write_table(self, batch_id: int, name: str, table: pd.DataFrame) -> list[str]:
         if table.empty:
             return []
-        months = table["timestamp"].dt.strftime("%Y-%m")
+        months = table["timestamp"].to_numpy().astype("datetime64[M]")
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
         files = []
-        for month, part in table.groupby(months, sort=True):
+        for month in np.unique(months):
+            in_month = months == month
+            part = arrow if in_month.all() else arrow.filter(pa.array(in_month))
             relative = f"parts/{name}/month={month}/b{batch_id:08d}.parquet"
             path = self.folder / relative
             path.parent.mkdir(parents=True, exist_ok=True)
-            arrow = pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False)
-            _atomic_write(path, lambda f, arrow=arrow: pq.write_table(arrow, f))
+            _atomic_write(path, lambda f, part=part: pq.write_table(part, f))
             files.append(relative)
         return files
 
@@ -235,7 +245,9 @@ class CollectorStore:
         paths = [self.folder / f for f in self.committed_files() if f.startswith(prefix)]
         if not paths:
             return None
-        return pa.concat_tables(pq.read_table(p) for p in paths).to_pandas()
+        # Parts written before a column existed (requests' variant, model_version) lack it.
+        tables = [pq.read_table(p) for p in paths]
+        return pa.concat_tables(tables, promote_options="default").to_pandas()
 
     def read_quarantine(self) -> pd.DataFrame:
         """Every committed quarantined line: partition, offset, reason, text, raw (bytes)."""

@@ -213,3 +213,32 @@ def test_metadata_api_down_part_way_loses_nothing(kafka_settings, topic, dataset
     )
     pd.testing.assert_frame_equal(dataset.users, source.users)
     pd.testing.assert_frame_equal(dataset.movies, sort_frame(source.movies, ["movie_id"]))
+
+
+def test_request_lines_keep_their_variant_and_model_version(kafka_settings, topic, tmp_path):
+    """Issue 3: the collector stores the provenance headers the service sends with requests."""
+    from kafka import KafkaProducer
+
+    request = (
+        "2023-11-15T10:00:00.113,{user},recommendation request api:8082, status 200, "
+        "result: movie+0+1990, movie+1+1991, 43 ms"
+    )
+    producer = KafkaProducer(**kafka_settings.producer_config())
+    producer.send(
+        topic,
+        value=request.format(user=1).encode(),
+        headers=[("variant", b"candidate"), ("model_version", b"shrek-als:abc"), ("run_id", b"r")],
+    )
+    producer.send(topic, value=request.format(user=2).encode())  # no headers
+    producer.send(topic, value=request.format(user=3).encode(), headers=[("variant", b"")])
+    producer.flush()
+    producer.close()
+
+    with Collector(tmp_path, settings=kafka_settings, topic=topic, assign=True) as collector:
+        stats = collector.run(stop_at_end=True, until_idle_seconds=None)
+        requests = collector.store.read_events("requests").sort_values("user_id")
+
+    assert stats.accepted == 3
+    assert requests["variant"].tolist() == ["candidate", "unknown", "unknown"]
+    assert requests["model_version"].tolist() == ["shrek-als:abc", "unknown", "unknown"]
+    assert requests["movie_ids"].tolist() == ["movie+0+1990,movie+1+1991"] * 3

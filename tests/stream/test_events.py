@@ -142,7 +142,14 @@ def test_format_refuses_what_parse_would_reject():
         format_event("2026-03-01T18:22:09,1,GET /rate/a=1")
 
 
-def test_parse_batch_agrees_with_parse_line():
+@pytest.mark.parametrize(
+    "line_breaks",
+    [
+        [],  # the whole batch is matched in one regex call
+        [b"2026-03-01T00:00:00,1,GET /rate/a=3\r\n", b"a\nb", b"\n", b"\r"],  # line by line
+    ],
+)
+def test_parse_batch_agrees_with_parse_line(line_breaks):
     rng = random.Random(5)
     lines = [format_event(_random_event(rng)).encode() for _ in range(300)]
     junk = [
@@ -152,6 +159,7 @@ def test_parse_batch_agrees_with_parse_line():
         b"2026-03-01T00:00:00,1,GET /rate/a=6",
         b"2026-03-01T00:00:00,1,GET /data/m/a/-1.mpg",
         b"\xff\xfe",
+        *line_breaks,
     ]
     lines[10:10] = junk
     batch = parse_batch(lines)
