@@ -33,7 +33,7 @@ import requests
 
 from shrek.data.schemas import DEFAULT_RATING_SCALE
 from shrek.stream.broker import KafkaSettings, ensure_topic
-from shrek.stream.replay import WatchModel
+from shrek.stream.replay import WatchModel, event_requests
 
 logger = logging.getLogger(__name__)
 
@@ -120,23 +120,7 @@ def plan_turns(
     later = later.reset_index(drop=True)
 
     watches = watch_model.simulate(later, rating_scale=rating_scale)
-    events = pd.concat(
-        [
-            watches.assign(
-                request="GET /data/m/"
-                + watches["movie_id"]
-                + "/"
-                + watches["minute"].astype(str)
-                + ".mpg",
-                kind=0,
-            ),
-            later.assign(
-                request="GET /rate/" + later["movie_id"] + "=" + later["rating"].astype(str),
-                kind=1,
-            ),
-        ],
-        ignore_index=True,
-    )[["timestamp", "user_id", "request", "kind"]]
+    events = event_requests(watches, later)
     events = events.sort_values(["user_id", "timestamp", "kind"], kind="stable")
     turns = []
     for user_id, group in events.groupby("user_id", sort=False):

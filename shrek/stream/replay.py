@@ -104,6 +104,34 @@ class ReplayStats:
         return self.rates + self.watches
 
 
+def event_requests(watches: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFrame:
+    """Watch and rate events as request paths of the stream format.
+
+    Parameters
+    ----------
+    watches : pandas.DataFrame
+        ``[n_watches, 4]``: timestamp, user_id, movie_id, minute (:meth:`WatchModel.simulate`).
+    ratings : pandas.DataFrame
+        The ratings table, ``[n_rates, 4]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``[n_watches + n_rates, 4]``: timestamp, user_id, request, kind (0 watch, 1 rate),
+        watches first.
+    """
+    watch_paths = "GET /data/m/" + watches["movie_id"] + "/" + watches["minute"].astype(str)
+    rate_paths = "GET /rate/" + ratings["movie_id"] + "=" + ratings["rating"].astype(str)
+    columns = ["timestamp", "user_id", "request", "kind"]
+    return pd.concat(
+        [
+            watches.assign(request=watch_paths + ".mpg", kind=0)[columns],
+            ratings.assign(request=rate_paths, kind=1)[columns],
+        ],
+        ignore_index=True,
+    )
+
+
 def history_lines(
     dataset: Dataset,
     *,
@@ -120,23 +148,7 @@ def history_lines(
     """
     ratings = dataset.ratings
     watches = (watch_model or WatchModel()).simulate(ratings, rating_scale=rating_scale)
-    events = pd.concat(
-        [
-            watches.assign(
-                request="GET /data/m/"
-                + watches["movie_id"]
-                + "/"
-                + watches["minute"].astype(str)
-                + ".mpg",
-                kind=0,
-            ),
-            ratings.assign(
-                request="GET /rate/" + ratings["movie_id"] + "=" + ratings["rating"].astype(str),
-                kind=1,
-            ),
-        ],
-        ignore_index=True,
-    )
+    events = event_requests(watches, ratings)
     events = events.sort_values(["timestamp", "kind", "user_id"], kind="stable")
     stamps = events["timestamp"].to_numpy()
     whole = (stamps.astype("datetime64[s]") == stamps).all()
