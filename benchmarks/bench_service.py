@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+import bentoml
 import numpy as np
 import psutil
 import requests
@@ -38,11 +39,14 @@ BENTOS = {
 USERS = (1, 42, 196, 305, 99_999)  # the last one is unknown: popularity cold start
 
 
-def in_process_seconds(tag: str, users: range) -> np.ndarray:
-    """Seconds per ``ServedModel.recommend`` call, one per user."""
-    from shrek.serve.model import ServedModel
+def in_process_seconds(tag: str, users: range, *, precompute: bool = True) -> np.ndarray:
+    """Seconds per ``ServedModel.recommend`` call, one per user; ``precompute=False`` times
+    the model itself instead of the lookup of the lists computed at load time."""
+    from shrek.serve.model import N_RECOMMENDATIONS, ServedModel
 
-    model = ServedModel.from_store(tag)
+    model = ServedModel(
+        bentoml.models.get(tag).path, precompute=N_RECOMMENDATIONS if precompute else 0
+    )
     model.recommend(users[0])
     times = []
     for user in users:
@@ -117,12 +121,18 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=100, help="Total requests per second.")
     parser.add_argument("--duration", type=int, default=30, help="Seconds of load.")
     parser.add_argument("--workers", type=int, default=2, help="hey workers per user.")
+    parser.add_argument(
+        "--serve-workers", type=int, default=None, help="Service processes (default: the bento's)."
+    )
     args = parser.parse_args()
+    if args.serve_workers is not None:
+        os.environ["SHREK_SERVE_WORKERS"] = str(args.serve_workers)
     if shutil.which("hey") is None:
         raise SystemExit("the benchmark needs `hey` (apt-get install hey)")
     target, tag = BENTOS[args.bento]
 
     local = in_process_seconds(tag, range(1, 501)) * 1000
+    computed = in_process_seconds(tag, range(1, 501), precompute=False) * 1000
     port = _free_port()
     log = Path(tempfile.mkdtemp(prefix="shrek-bench-")) / "serve.log"
     process = start(target, port, log)
@@ -146,10 +156,11 @@ def main() -> None:
 
     ms = times * 1000
     print(f"bento {args.bento} ({tag}), {len(USERS)} users, target {args.rate} req/s")
-    print(
-        f"in-process recommend: p50 {np.percentile(local, 50):.2f} ms, "
-        f"p99 {np.percentile(local, 99):.2f} ms"
-    )
+    for what, values in (("precomputed lookup", local), ("model", computed)):
+        print(
+            f"in-process recommend ({what}): p50 {np.percentile(values, 50):.3f} ms, "
+            f"p99 {np.percentile(values, 99):.3f} ms"
+        )
     print(
         f"HTTP: {len(ms)} requests in {elapsed:.1f} s = {len(ms) / elapsed:.1f} req/s, "
         f"{errors} errors, p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} "

@@ -199,7 +199,8 @@ def promote_command(
 @click.option("--reason", default="manual rollback", show_default=True)
 def rollback_command(state_dir: Path, reason: str) -> None:
     """Return all traffic to the previous production version now, without a restart: the
-    running canary service reads the rewritten split file within a second."""
+    running canary service reads the rewritten split and routing files within a second,
+    loading the version from the model store when it is not one of the pair it serves."""
     from shrek.lifecycle.registry import Registry
     from shrek.lifecycle.rollback import rollback
 

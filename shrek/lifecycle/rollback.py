@@ -1,22 +1,30 @@
 """Serving files derived from the registry, and rollback without a restart.
 
-The running canary service (``bentos/canary/service.py``) loads two model versions when it
-starts (``SHREK_STABLE_MODEL``, ``SHREK_CANDIDATE_MODEL``) and re-reads the share of users sent to
-the candidate from the watched file ``$SHREK_CANARY_CONFIG`` about once a second. The lifecycle
-therefore keeps every deployment on its own pair of models:
+The running canary service (``bentos/canary/service.py``) follows two watched files:
+
+- ``serving/routing.json`` (``$SHREK_ROUTING_FILE``): the deployment's pair of model versions
+  (``stable``, ``candidate``) and its split file (``canary_config``). When the pair changes the
+  service loads the new versions from the BentoML store and swaps them in at once
+  (:mod:`shrek.serve.routing`);
+- ``serving/deployment-<id>.yaml`` (the ``canary_config`` of the routing file): the share of
+  users sent to the candidate, re-read about once a second.
+
+So:
 
 - a new canary is a new deployment (``stable`` = production, ``candidate`` = the canary, share
-  = the canary share): ``serving/deployment-<id>.yaml`` is its watched file and
-  ``serving/routing.json`` names the environment to start the service with;
+  = the canary share);
 - promotion sets the share to 1: the canary answers everyone, the previous production stays
   loaded on the stable side;
-- rollback sets the share back to 0: every user returns to the previous production at the next
-  poll, with no restart and no failed request.
+- rollback returns every user to the previous production version: by setting the share when
+  that version is one of the loaded pair, else by a new deployment that names it, which the
+  service loads from the store. No restart and no failed request either way.
 
 Notes
 -----
-A rollback can only return to a version the running service has loaded (the other side of the
-current deployment). Going further back needs a new deployment (``shrek models --env``).
+The split file of a new deployment is written before the routing file that names it, so a
+service never follows a routing file whose split it cannot read. A service started without
+``$SHREK_ROUTING_FILE`` keeps the pair it started with (``shrek models --env`` prints the
+environment to start it with).
 """
 
 from __future__ import annotations
@@ -73,7 +81,13 @@ def deployment_env(registry: Registry) -> dict[str, str]:
         "SHREK_STABLE_MODEL": deployment.stable,
         "SHREK_CANDIDATE_MODEL": deployment.candidate,
         "SHREK_CANARY_CONFIG": str(canary_config_path(registry, deployment)),
+        "SHREK_ROUTING_FILE": str(routing_path(registry)),
     }
+
+
+def routing_path(registry: Registry) -> Path:
+    """The watched routing file: ``<folder>/serving/routing.json``."""
+    return registry.folder / SERVING_DIR / ROUTING_FILE
 
 
 def apply_deployment(registry: Registry, *, salt: str = "shrek") -> Path | None:
@@ -102,9 +116,10 @@ def apply_deployment(registry: Registry, *, salt: str = "shrek") -> Path | None:
         "candidate": deployment.candidate,
         "share": deployment.share,
         "serving": deployment.serving() if deployment.share in (0, 1) else None,
+        "canary_config": str(path),
         "env": deployment_env(registry),
     }
-    _write_json(registry.folder / SERVING_DIR / ROUTING_FILE, routing)
+    _write_json(routing_path(registry), routing)
     return path
 
 
@@ -114,8 +129,9 @@ def rollback(
     """Return all traffic to the previous production version, without restarting the service.
 
     During a canary, the canary is retired and every user goes back to production. Otherwise
-    the production version is retired and the version before it, still loaded by the running
-    service, becomes production again.
+    the production version is retired and the one in production before it (skipping versions
+    an earlier rollback retired) is production again: through the split when the running
+    service has it loaded, else through a new deployment the service loads from the store.
 
     Parameters
     ----------
@@ -128,8 +144,7 @@ def rollback(
     Raises
     ------
     RollbackError
-        When there is no deployment, or the previous production version is not loaded by the
-        running service (the message says how to redeploy).
+        When there is no deployment, or no earlier production version to return to.
     """
     deployment = registry.deployment()
     production = registry.production()
@@ -147,17 +162,17 @@ def rollback(
         path = apply_deployment(registry)
         return RollbackResult(production.version, canary.version, reason, path)
 
-    previous = (
-        deployment.stable if production.version == deployment.candidate else deployment.candidate
-    )
-    if previous == production.version or registry.get(previous).status != "retired":
+    previous = previous_production(registry)
+    if previous is None:
         raise RollbackError(
-            f"the running service has no previous production version loaded (deployment "
-            f"{deployment.id}: stable {deployment.stable}, candidate {deployment.candidate}, "
-            f"production {production.version}); restart it with the older version as "
-            "SHREK_STABLE_MODEL to go back further"
+            f"nothing to roll back to: {production.version} is the only production version "
+            "that was not rolled back"
         )
-    share = 0.0 if previous == deployment.stable else 1.0
+    if previous in (deployment.stable, deployment.candidate):  # loaded: move the split
+        stable, candidate = deployment.stable, deployment.candidate
+        share = 0.0 if previous == deployment.stable else 1.0
+    else:  # a new deployment: the service loads it through the routing file
+        stable, candidate, share = previous, production.version, 0.0
     registry.transition(
         [
             (production.version, "retired"),
@@ -166,11 +181,33 @@ def rollback(
         action="rollback",
         reason=reason,
         run_id=run_id,
-        deployment=(deployment.stable, deployment.candidate, share),
+        deployment=(stable, candidate, share),
     )
     path = apply_deployment(registry)
     logger.info("rolled back from %s to %s: %s", production.version, previous, reason)
     return RollbackResult(previous, production.version, reason, path)
+
+
+def previous_production(registry: Registry) -> str | None:
+    """The retired version that was production most recently before the current one.
+
+    Versions retired by a rollback are skipped: rolling back twice goes two versions back,
+    not forth to the version the first rollback removed.
+    """
+    production = registry.production()
+    decisions = registry.decisions()
+    last = decisions.dropna(subset=["to_status"]).groupby("version").tail(1)
+    rolled_back = set(
+        last.loc[(last["action"] == "rollback") & (last["to_status"] == "retired"), "version"]
+    )
+    history = decisions.loc[decisions["to_status"] == "production", "version"].tolist()
+    for version in reversed(history):
+        if production is not None and version == production.version:
+            continue
+        if version in rolled_back or registry.get(version).status != "retired":
+            continue
+        return version
+    return None
 
 
 def check_consistency(registry: Registry, *, service_url: str | None = None) -> list[str]:

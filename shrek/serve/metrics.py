@@ -89,3 +89,71 @@ def service_metrics() -> ServiceMetrics:
             "shrek_request_log_dropped", "Request-log lines that never reached Kafka."
         ),
     )
+
+
+# --- BentoML's HTTP metrics by route template ---------------------------------------------------
+
+ROUTE_TEMPLATES: tuple[tuple[str, str], ...] = (("/recommend/", "/recommend/{user_id}"),)
+
+
+def endpoint_label(path: str) -> str:
+    """The ``endpoint`` label of a request path: the route template for templated routes.
+
+    >>> endpoint_label("/recommend/42")
+    '/recommend/{user_id}'
+    """
+    for prefix, template in ROUTE_TEMPLATES:
+        if path.startswith(prefix):
+            return template
+    return path
+
+
+@cache
+def label_endpoints_by_route() -> None:
+    """Make BentoML label its HTTP metrics by route template instead of the raw path.
+
+    BentoML's ``RunnerTrafficMetricsMiddleware`` labels ``bentoml_service_request_*`` by
+    ``scope["path"]``, so ``GET /recommend/<user_id>`` would create a series per user and the
+    ``/metrics`` output (and Prometheus's memory) would grow without bound. This swaps in a
+    subclass that shows it the template (``/recommend/{user_id}``) and gives the raw path back to
+    the app behind it. Called when the service module is imported, before BentoML builds the
+    app; idempotent.
+
+    Notes
+    -----
+    Relies on BentoML importing the middleware class from
+    ``bentoml._internal.server.http.instruments`` when it builds the app (BentoML 1.4);
+    ``tests/serve`` check the series count over HTTP so an upgrade that breaks it fails there.
+    """
+    from bentoml._internal.server.http import instruments
+
+    base = instruments.RunnerTrafficMetricsMiddleware
+
+    class RouteTemplateMetricsMiddleware(base):
+        def __init__(self, app: Any, **options: Any) -> None:
+            super().__init__(_RestoreRawPath(app), **options)
+
+        async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+            path = scope.get("path", "")
+            label = endpoint_label(path)
+            if label != path:
+                scope = {**scope, "path": label, _RAW_PATH: path}
+            await super().__call__(scope, receive, send)
+
+    instruments.RunnerTrafficMetricsMiddleware = RouteTemplateMetricsMiddleware
+
+
+_RAW_PATH = "shrek.raw_path"
+
+
+class _RestoreRawPath:
+    """ASGI wrapper: puts back the raw path the metrics middleware was shown a template for."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if _RAW_PATH in scope:
+            scope = {**scope, "path": scope[_RAW_PATH]}
+            del scope[_RAW_PATH]
+        await self.app(scope, receive, send)

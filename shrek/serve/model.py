@@ -40,8 +40,10 @@ def parse_user_id(text: Any) -> int:
         ``"user_id must be a positive integer (1 to 18 digits), got 'abc'"``.
     """
     if isinstance(text, bool) or not isinstance(text, int | str):
+        shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:39] + "…"
         raise ValueError(
-            f"user_id must be a positive integer (1 to 18 digits), got {type(text).__name__}"
+            "user_id must be a positive integer (1 to 18 digits), "
+            f"got {shown} ({type(text).__name__})"
         )
     text = str(text)
     if not _USER_ID_RE.fullmatch(text):
@@ -89,6 +91,9 @@ class ServedModel:
     user_lookup : callable, optional
         ``user_id -> {"age", "gender", "occupation"} or None`` for users missing from the
         exported users table (e.g. the stream's metadata API); LightFM only.
+    precompute : int, default 20
+        Length of the lists computed for every known user at load time (one batched call);
+        requests for at most this many movies are then answered by a lookup. 0 turns it off.
 
     Attributes
     ----------
@@ -96,7 +101,13 @@ class ServedModel:
         The export's metadata with ``model_version`` (the store tag).
     """
 
-    def __init__(self, folder: str | Path, *, user_lookup: UserLookup | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        user_lookup: UserLookup | None = None,
+        precompute: int = N_RECOMMENDATIONS,
+    ) -> None:
         from shrek.models import LightFMRecommender, PopularityRecommender, Recommender
 
         folder = Path(folder)
@@ -109,6 +120,7 @@ class ServedModel:
         self.users = users.set_index("user_id", drop=False)
         self._known = self.recommender.interactions.users
         self._popular = self.popularity.recommend_new_users(N=MAX_N)
+        self._top = self._precompute(precompute)
 
     @classmethod
     def from_store(cls, tag: str, *, user_lookup: UserLookup | None = None) -> ServedModel:
@@ -133,6 +145,9 @@ class ServedModel:
         Known users never get movies they rated before the export. Cold-start lists are not
         filtered (the service knows nothing the user has seen).
         """
+        if self._top_n >= N and user_id in self._top:
+            movie_ids, scores = self._top[user_id]
+            return Answer(user_id, movie_ids[:N], scores[:N], "none")
         if user_id in self._known:
             frame = self.recommender.recommend([user_id], N=N, filter_already_seen=True)
             return _answer(user_id, frame, "none")
@@ -142,6 +157,21 @@ class ServedModel:
                 frame = self.recommender.recommend_new_users(features, N=N)
                 return _answer(user_id, frame, "metadata")
         return _answer(user_id, self._popular.head(N), "popularity")
+
+    def _precompute(self, N: int) -> dict[int, tuple[tuple[str, ...], tuple[float, ...]]]:
+        """The top-``N`` of every known user, in batches: ``user_id -> (movie_ids, scores)``."""
+        self._top_n = N
+        if N < 1:
+            return {}
+        top = {}
+        users = self._known.ids
+        for start in range(0, len(users), 1024):
+            batch = [int(u) for u in users[start : start + 1024]]
+            frame = self.recommender.recommend(batch, N=N, filter_already_seen=True)
+            for user_id, rows in frame.groupby("user_id", sort=False):
+                answer = _answer(int(user_id), rows.sort_values("rank"), "none")
+                top[int(user_id)] = (answer.movie_ids, answer.scores)
+        return top
 
     def _user_features(self, user_id: int) -> pd.DataFrame | None:
         if user_id in self.users.index:

@@ -19,6 +19,10 @@ Environment
 -----------
 ``SHREK_STABLE_MODEL``, ``SHREK_CANDIDATE_MODEL``
     Model tags (default ``shrek-als:latest`` and, in the canary bento, ``shrek-lightfm:latest``).
+``SHREK_ROUTING_FILE``
+    The watched JSON file naming the versions to serve (:mod:`shrek.serve.routing`); when it
+    exists it wins over the two variables above, and a change is loaded and swapped in without a
+    restart. ``SHREK_ROUTING_POLL_SECONDS`` sets how often it is checked (default 1).
 ``SHREK_CANARY_CONFIG``
     The watched YAML file of the split (``share``, ``salt``); ``SHREK_CANARY_SHARE`` and
     ``SHREK_CANARY_SALT`` give the split while it does not exist.
@@ -31,16 +35,22 @@ Environment
     The metadata API, asked for unknown users' metadata (LightFM cold start).
 ``SHREK_SERVER_NAME``
     The host named in request-log lines (default: the machine's host name).
+``SHREK_SERVE_WORKERS``
+    Worker processes (default 2). Each loads the models and polls the watched files itself, so
+    a change through the admin call reaches the other workers at their next poll (about 1 s).
 """
 
 from __future__ import annotations
 
+import gc
 import hmac
 import json
 import logging
 import os
 import socket
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import bentoml
@@ -50,12 +60,18 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from threadpoolctl import threadpool_limits
 
+from shrek.serve.metrics import label_endpoints_by_route
 from shrek.serve.model import N_RECOMMENDATIONS, Answer, ServedModel, check_n, parse_user_id
 
 logger = logging.getLogger(__name__)
 
+# Before BentoML builds the app: one `endpoint` label per route, not one per user (issue 5).
+label_endpoints_by_route()
+
 SERVICE_CONFIG: dict[str, Any] = {
-    "workers": 1,
+    # Two processes on the 2-core target take the bursts of a fixed-rate load in parallel:
+    # p99 48 ms -> 27-31 ms at 100 req/s (benchmarks/bench_service.py), for ~230 MiB more RSS.
+    "workers": int(os.environ.get("SHREK_SERVE_WORKERS") or 2),
     "traffic": {"timeout": 10},
     # One log line per request costs more than the answer; the request log (Kafka) has them.
     "logging": {"access": {"enabled": False}},
@@ -79,27 +95,39 @@ class RecommendationService:
     candidate_model: Any = None
 
     def __init__(self) -> None:
-        from shrek.serve.canary import CanaryConfig, CanaryRouter
+        from shrek.serve.canary import CanaryConfig
         from shrek.serve.metrics import service_metrics
         from shrek.serve.request_log import DEFAULT_TOPIC, RequestLog
+        from shrek.serve.routing import RoutingWatcher
         from shrek.stream.broker import KafkaSettings
 
         # One answer is a few small matrix products: BLAS threads only contend with each other
         # and with the event loop (measured: p99 209 ms -> see benchmarks/bench_service.py).
         threadpool_limits(1)
-        lookup = _metadata_lookup(os.environ.get("SHREK_METADATA_URL"))
-        self.variants: dict[str, ServedModel] = {
-            "stable": ServedModel(self.stable_model.path, user_lookup=lookup)
-        }
-        if self.candidate_model is not None:
-            self.variants["candidate"] = ServedModel(self.candidate_model.path, user_lookup=lookup)
-            default = CanaryConfig(
-                share=float(os.environ.get("SHREK_CANARY_SHARE") or 0.0),
-                salt=os.environ.get("SHREK_CANARY_SALT") or "shrek",
-            )
-            self.router = CanaryRouter(os.environ.get("SHREK_CANARY_CONFIG"), default=default)
-        else:
-            self.router = None
+        self.user_lookup = _metadata_lookup(os.environ.get("SHREK_METADATA_URL"))
+        self.default_split = CanaryConfig(
+            share=float(os.environ.get("SHREK_CANARY_SHARE") or 0.0),
+            salt=os.environ.get("SHREK_CANARY_SALT") or "shrek",
+        )
+        self.canary_path = os.environ.get("SHREK_CANARY_CONFIG") or None
+        self._switch_lock = threading.Lock()
+        self.state: ServingState | None = None
+        self.routing_watcher = None
+        routing_file = os.environ.get("SHREK_ROUTING_FILE")
+        if routing_file:
+            poll = float(os.environ.get("SHREK_ROUTING_POLL_SECONDS") or 1.0)
+            self.routing_watcher = RoutingWatcher(routing_file, self.switch, poll_seconds=poll)
+            self.routing_watcher.check()
+        if self.state is None:  # no routing file (yet): the models the service was built with
+            variants = {"stable": ServedModel(self.stable_model.path, user_lookup=self.user_lookup)}
+            if self.candidate_model is not None:
+                variants["candidate"] = ServedModel(
+                    self.candidate_model.path, user_lookup=self.user_lookup
+                )
+            self.state = self._state(variants, self.canary_path)
+        if self.routing_watcher is not None:
+            self.routing_watcher.start()
+
         self.admin_token = os.environ.get("SHREK_ADMIN_TOKEN") or None
         self.host = os.environ.get("SHREK_SERVER_NAME") or socket.gethostname()
         self.metrics = service_metrics()
@@ -108,21 +136,72 @@ class RecommendationService:
             topic=os.environ.get("SHREK_REQUEST_LOG_TOPIC") or DEFAULT_TOPIC,
             on_drop=self.metrics.log_dropped.inc,
         )
-        self.service_headers = {
-            "X-Shrek-Service": type(self).__name__,
-            "X-Shrek-Stable-Model": self.variants["stable"].model_version,
-        }
-        if "candidate" in self.variants:
-            self.service_headers["X-Shrek-Candidate-Model"] = self.variants[
-                "candidate"
-            ].model_version
-        logger.info("serving %s", {k: v.model_version for k, v in self.variants.items()})
+        # The models are long-lived: keep the collector from walking them in every full
+        # collection (shortens the pauses that make the latency tail).
+        gc.freeze()
+        logger.info("serving %s", self.state.versions)
 
-    def route(self, user_id: int) -> str:
+    @property
+    def variants(self) -> dict[str, ServedModel]:
+        return self.state.variants
+
+    @property
+    def router(self) -> Any:
+        return self.state.router
+
+    @property
+    def service_headers(self) -> dict[str, str]:
+        return self.state.headers
+
+    def switch(self, routing: Any) -> None:
+        """Serve the versions ``routing`` (:class:`shrek.serve.routing.Routing`) names.
+
+        Versions not loaded yet come from the BentoML store; the new pair replaces the old one
+        in one assignment, so a request sees either the old pair or the new one, never a mix.
+        """
+        with self._switch_lock:
+            current = self.state
+            loaded = {
+                served.model_version: served
+                for served in (current.variants.values() if current is not None else ())
+            }
+            variants = {"stable": self._load(routing.stable, loaded)}
+            if routing.candidate:
+                variants["candidate"] = self._load(routing.candidate, loaded)
+            canary_path = routing.canary_config
+            if canary_path is None:
+                canary_path = self.canary_path if current is None else current.canary_path
+            state = self._state(variants, canary_path)
+            if current is not None and state.versions != current.versions:
+                logger.info("routing changed: now serving %s", state.versions)
+            self.state = state
+
+    def _load(self, tag: str, loaded: dict[str, ServedModel]) -> ServedModel:
+        model = bentoml.models.get(tag)
+        return loaded.get(str(model.tag)) or ServedModel(model.path, user_lookup=self.user_lookup)
+
+    def _state(self, variants: dict[str, ServedModel], canary_path: str | None) -> ServingState:
+        from shrek.serve.canary import CanaryRouter
+
+        router = None
+        if "candidate" in variants:
+            current = self.state.router if self.state is not None else None
+            same_file = current is not None and str(current.path or "") == str(canary_path or "")
+            router = current if same_file else CanaryRouter(canary_path, default=self.default_split)
+        headers = {
+            "X-Shrek-Service": type(self).__name__,
+            "X-Shrek-Stable-Model": variants["stable"].model_version,
+        }
+        if "candidate" in variants:
+            headers["X-Shrek-Candidate-Model"] = variants["candidate"].model_version
+        return ServingState(variants, router, headers, canary_path)
+
+    def route(self, user_id: int, state: ServingState | None = None) -> str:
         """The variant that answers ``user_id``."""
-        if self.router is None:
+        router = (state or self.state).router
+        if router is None:
             return "stable"
-        config = self.router.config
+        config = router.config
         self.metrics.canary_share.set(config.share)
         return config.variant(user_id)
 
@@ -151,8 +230,9 @@ class RecommendationService:
             self.metrics.bad_requests.labels("n").inc()
             raise
 
-        variant = self.route(user_id)
-        served = self.variants[variant]
+        state = self.state  # one snapshot per request: a routing switch never mixes pairs
+        variant = self.route(user_id, state)
+        served = state.variants[variant]
         in_model = time.perf_counter()
         answer = served.recommend(user_id, N=n)
         model_seconds = time.perf_counter() - in_model
@@ -167,7 +247,13 @@ class RecommendationService:
         latency_ms = (time.perf_counter() - started) * 1000
         self._log(answer, provenance, port=port, latency_ms=latency_ms)
         headers = {f"X-Shrek-{k.replace('_', '-').title()}": v for k, v in provenance.items()}
-        return {"user_id": user_id, "variant": variant, "answer": answer, "headers": headers}
+        return {
+            "user_id": user_id,
+            "variant": variant,
+            "served": served,
+            "answer": answer,
+            "headers": headers,
+        }
 
     def _provenance(self, served: ServedModel, variant: str, answer: Answer) -> dict[str, str]:
         meta = served.provenance
@@ -197,17 +283,29 @@ class RecommendationService:
 
     @bentoml.api(route="/recommendations")
     async def recommendations(
-        self, user_id: str | int, n: int = N_RECOMMENDATIONS, ctx: bentoml.Context = None
+        self,
+        user_id: Any = None,
+        n: Any = N_RECOMMENDATIONS,
+        ctx: bentoml.Context = None,
     ) -> dict:
-        """Recommendations with scores, variant, cold start and provenance (JSON)."""
+        """Recommendations with scores, variant, cold start and provenance (JSON).
+
+        ``user_id`` is a positive integer (as a number or a string) and ``n`` an integer
+        1–100. They are typed ``Any`` so that Shrek, not BentoML's validation, answers bad
+        values: a 400 with ``{"error": "..."}`` naming the field, what is accepted and what was
+        received, and no traceback in the log.
+        """
         try:
             result = self.answer(user_id, n=n, port=_port_of(ctx))
         except ValueError as err:
-            raise bentoml.exceptions.InvalidArgument(str(err)) from None
+            logger.info("400 on /recommendations: %s", err)
+            if ctx is not None:
+                ctx.response.status_code = 400
+            return JSONResponse({"error": str(err)}, status_code=400)
         answer: Answer = result["answer"]
         if ctx is not None:
             ctx.response.headers.update(result["headers"])
-        served = self.variants[result["variant"]]
+        served: ServedModel = result["served"]
         return {
             "user_id": answer.user_id,
             "movie_ids": list(answer.movie_ids),
@@ -225,11 +323,27 @@ class RecommendationService:
         }
 
     def __is_ready__(self) -> bool:
-        return bool(self.variants)
+        return self.state is not None and bool(self.state.variants)
 
     @bentoml.on_shutdown
     def close_request_log(self) -> None:
+        if self.routing_watcher is not None:
+            self.routing_watcher.stop()
         self.request_log.close()
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """What a service answers with, swapped as a whole when the routing file changes."""
+
+    variants: dict[str, ServedModel]
+    router: Any
+    headers: dict[str, str]
+    canary_path: str | None
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {name: served.model_version for name, served in self.variants.items()}
 
 
 def _port_of(ctx: Any) -> int:

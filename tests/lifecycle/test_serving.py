@@ -50,7 +50,15 @@ def world(source_dir, bentoml_home, tmp_path_factory):
     )
     apply_deployment(registry)
     served = start_service(deployment_env(registry), state / "serve.log")
-    yield {"state": state, "registry": registry, "a": a, "b": b, "served": served}
+    yield {
+        "state": state,
+        "registry": registry,
+        "a": a,
+        "b": b,
+        "served": served,
+        "settings": settings,
+        "run_b": run_dir,
+    }
     stop_service(served)
 
 
@@ -102,10 +110,15 @@ def test_killing_a_scheduled_run_leaves_registry_and_serving_consistent(world, s
     assert error.startswith("interrupted: the process running it died")
 
 
-def test_rollback_switches_traffic_while_the_service_keeps_answering(world):
-    from shrek.lifecycle.rollback import rollback
+def while_answering(url: str, change, expected: str) -> tuple[list, list, object]:
+    """Run ``change()`` while a client loop asks ``url``; wait (up to a timeout) until the
+    last ``N_USERS`` answers all come from ``expected``.
 
-    registry, url = world["registry"], world["served"].url
+    Returns
+    -------
+    tuple of (list, list, object)
+        ``(time, status, model version)`` before and after the change, and what it returned.
+    """
     answers: list[tuple[float, int, str]] = []
     stop = threading.Event()
 
@@ -125,17 +138,27 @@ def test_rollback_switches_traffic_while_the_service_keeps_answering(world):
     thread.start()
     time.sleep(1.0)
     switched_at = time.monotonic()
-    result = rollback(registry, reason="test: bad online numbers")
-    deadline = switched_at + 20
+    result = change()
+    deadline = switched_at + 60  # a timeout, not a measurement
     while time.monotonic() < deadline:
         recent = [a for a in answers if a[0] > switched_at][-N_USERS:]
-        if len(recent) == N_USERS and {version for _, _, version in recent} == {world["a"]}:
+        if len(recent) == N_USERS and {version for _, _, version in recent} == {expected}:
             break
         time.sleep(0.2)
     stop.set()
     thread.join(15)
-
     before = [a for a in answers if a[0] <= switched_at]
+    return before, answers, result
+
+
+def test_rollback_switches_traffic_while_the_service_keeps_answering(world):
+    from shrek.lifecycle.rollback import rollback
+
+    registry, url = world["registry"], world["served"].url
+    before, answers, result = while_answering(
+        url, lambda: rollback(registry, reason="test: bad online numbers"), world["a"]
+    )
+
     failed = [a for a in answers if a[1] != 200]
     assert before and {version for _, _, version in before} == {world["b"]}
     assert failed == [], f"{len(failed)} of {len(answers)} requests failed, e.g. {failed[:3]}"
@@ -145,3 +168,44 @@ def test_rollback_switches_traffic_while_the_service_keeps_answering(world):
     assert registry.get(world["b"]).status == "retired"
     assert check_consistency(registry, service_url=url) == []
     assert registry.table().loc[world["b"], "reason"] == "test: bad online numbers"
+
+
+def test_rollback_beyond_the_loaded_pair_loads_the_version_without_a_restart(world):
+    from shrek.lifecycle.rollback import rollback
+
+    registry, url, a = world["registry"], world["served"].url, world["a"]
+    c, d = (
+        export_and_register(
+            registry, world["run_b"], settings=world["settings"], run_id=run_id, now=START
+        )
+        for run_id in ("run-c", "run-d")
+    )
+    for old, new in ((a, c), (c, d)):  # each a new deployment the service loads by itself
+        registry.transition(
+            [(new, "canary")], action="canary", reason="t", deployment=(old, new, 0.5)
+        )
+        registry.transition(
+            [(old, "retired"), (new, "production")],
+            action="promote",
+            reason="t",
+            deployment=(old, new, 1.0),
+        )
+        apply_deployment(registry)
+    process = world["served"].process.pid
+    rollback(registry, reason="test: d is bad")  # to c, loaded: the split moves
+    deadline = time.monotonic() + 60  # a timeout, not a measurement
+    while answering_versions(url, range(1, 41)) != {c} and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+    before, answers, result = while_answering(
+        url, lambda: rollback(registry, reason="test: c is bad too"), a
+    )
+
+    failed = [answer for answer in answers if answer[1] != 200]
+    assert failed == [], f"{len(failed)} of {len(answers)} requests failed, e.g. {failed[:3]}"
+    assert {version for _, _, version in before} == {c}
+    assert (result.serving, result.replaced) == (a, c)
+    assert (registry.deployment().stable, registry.deployment().candidate) == (a, c)
+    assert {version for _, _, version in answers[-N_USERS:]} == {a}
+    assert check_consistency(registry, service_url=url) == []
+    assert world["served"].process.pid == process and world["served"].process.poll() is None

@@ -161,10 +161,13 @@ def log_topic(broker) -> str:
 class Served:
     """A running ``bentoml serve`` and what the tests need to talk to it."""
 
-    def __init__(self, url: str, canary_file: Path, process: subprocess.Popen) -> None:
+    def __init__(
+        self, url: str, canary_file: Path, process: subprocess.Popen, log_file: Path
+    ) -> None:
         self.url = url
         self.canary_file = canary_file
         self.process = process
+        self.log_file = log_file
         self.http = requests.Session()
 
     def get(self, path: str) -> requests.Response:
@@ -202,7 +205,7 @@ def start_service(target: str, env: dict[str, str], log_file: Path) -> Served:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    served = Served(f"http://127.0.0.1:{port}", canary_file, process)
+    served = Served(f"http://127.0.0.1:{port}", canary_file, process, log_file)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -230,10 +233,21 @@ def stop_service(served: Served) -> None:
 
 @pytest.fixture
 def serve(tmp_path):
-    """Start another `bentoml serve` for one test: ``serve(target, env)``; stopped after it."""
+    """Start another `bentoml serve` for one test: ``serve(target, env)``; stopped after it.
+
+    It gets a BentoML home of its own that shares the session's model store: a `bentoml serve`
+    empties ``$BENTOML_HOME/prometheus_multiproc_dir`` when it starts, which would wipe the
+    session service's metrics.
+    """
     started = []
+    home = tmp_path / "bentoml-home"
+    home.mkdir()
+    # The store the tests use: another suite's conftest may have picked the home.
+    store = Path(os.environ["BENTOML_HOME"]) / "models"
+    (home / "models").symlink_to(store, target_is_directory=True)
 
     def start(target: str, env: dict[str, str]) -> Served:
+        env = {"BENTOML_HOME": str(home), **env}
         started.append(start_service(target, env, tmp_path / f"serve-{len(started)}.log"))
         return started[-1]
 
@@ -254,6 +268,9 @@ def canary_service(exported, broker, log_topic, tmp_path_factory):
         "SHREK_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
         "SHREK_REQUEST_LOG_TOPIC": log_topic,
         "SHREK_SERVER_NAME": "shrek-test",
+        # One worker: the tests measure the split right after an admin call, which other
+        # workers would only see at their next poll of the split file.
+        "SHREK_SERVE_WORKERS": "1",
     }
     served = start_service("bentos.canary.service:ShrekCanary", env, folder / "serve.log")
     yield served

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -91,14 +92,42 @@ def test_json_endpoint_has_ids_scores_variant_and_provenance(stable_only, export
     ("body", "message"),
     [
         ({"user_id": "x1"}, "user_id must be a positive integer (1 to 18 digits), got 'x1'"),
+        ({"user_id": 0}, "user_id must be a positive integer (1 to 18 digits), got '0'"),
+        ({"user_id": [7]}, "user_id must be a positive integer (1 to 18 digits), got [7] (list)"),
+        ({}, "user_id must be a positive integer (1 to 18 digits), got None (NoneType)"),
         ({"user_id": 3, "n": 0}, "n must be an integer 1–100, got 0"),
+        ({"user_id": 3, "n": "many"}, "n must be an integer 1–100, got 'many'"),
     ],
 )
-def test_json_endpoint_rejects_bad_input_with_400(canary_service, body, message):
+def test_json_endpoint_rejects_bad_input_with_a_clean_400(canary_service, body, message):
+    # Regression (issue 5): BentoML answered a list body and logged a traceback at ERROR.
     response = canary_service.post("/recommendations", body)
 
     assert response.status_code == 400
-    assert message in response.text
+    assert response.json() == {"error": message}
+    assert "X-Shrek-Service" in response.headers
+    log = canary_service.log_file.read_text(errors="replace")
+    assert "Exception on /recommendations" not in log
+    assert "Traceback" not in log
+
+
+def test_http_metrics_are_labelled_by_route_not_by_user(canary_service):
+    # Regression (issue 5): one `endpoint` series per user made /metrics grow without bound.
+    for user in range(5000, 5300):
+        assert canary_service.get(f"/recommend/{user}").status_code == 200
+    canary_service.get("/recommend/abc")
+
+    metrics = canary_service.get("/metrics").text
+    series = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("bentoml_service_request") and 'endpoint="/recommend/' in line
+    ]
+    endpoints = {re.search(r'endpoint="([^"]*)"', line).group(1) for line in series}
+
+    assert endpoints == {"/recommend/{user_id}"}
+    assert len(series) < 100  # histogram buckets x response codes, not users
+    assert any('http_response_code="400"' in line for line in series)
 
 
 def test_health_and_metrics(stable_only):
