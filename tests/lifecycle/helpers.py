@@ -3,19 +3,14 @@ real ``bentoml serve`` of the canary bento."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import requests
+from bentoml_process import launch, stop
 
 from shrek.config import RunConfig
-from shrek.stream.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -80,46 +75,9 @@ class Served:
 
 def start_service(env: dict[str, str], log_file: Path) -> Served:
     """``bentoml serve`` of the canary bento on a free loopback port; waits for /readyz."""
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "bentoml"),
-        "serve",
-        "bentos.canary.service:ShrekCanary",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with open(log_file, "wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    served = Served(f"http://127.0.0.1:{port}", process, log_file)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited: {log_file.read_text()[-3000:]}")
-        try:
-            if requests.get(served.url + "/readyz", timeout=2).status_code == 200:
-                return served
-        except requests.RequestException:
-            pass
-        time.sleep(0.25)
-    stop_service(served)
-    raise RuntimeError(f"bentoml serve did not get ready: {log_file.read_text()[-3000:]}")
+    url, process = launch("bentos.canary.service:ShrekCanary", env, log_file)
+    return Served(url, process, log_file)
 
 
 def stop_service(served: Served) -> None:
-    try:
-        os.killpg(served.process.pid, signal.SIGTERM)
-        served.process.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(served.process.pid, signal.SIGKILL)
-        served.process.wait()
-    except ProcessLookupError:
-        pass
+    stop(served.process)

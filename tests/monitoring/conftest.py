@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from bentoml_process import launch, stop
 
 # Before anything imports BentoML: the tests never touch ~/bentoml. When tests/serve runs in
 # the same session its conftest picks the home; both suites then share one temporary store.
@@ -33,7 +31,7 @@ if "BENTOML_HOME" not in os.environ:
 from shrek.config import RunConfig  # noqa: E402
 from shrek.data.dataset import Dataset  # noqa: E402
 from shrek.data.schemas import empty_table  # noqa: E402
-from shrek.stream.broker import EmbeddedBroker, free_port  # noqa: E402
+from shrek.stream.broker import EmbeddedBroker  # noqa: E402
 
 logging.getLogger("kafka").setLevel(logging.WARNING)
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,49 +178,12 @@ class Served:
 
 def start_service(target: str, env: dict[str, str], log_file: Path) -> Served:
     """``bentoml serve <target>`` on a free loopback port; waits for /readyz."""
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "bentoml"),
-        "serve",
-        target,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with open(log_file, "wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    served = Served(f"http://127.0.0.1:{port}", port, process, log_file)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited: {log_file.read_text()[-3000:]}")
-        try:
-            if served.http.get(served.url + "/readyz", timeout=2).status_code == 200:
-                return served
-        except requests.RequestException:
-            pass
-        time.sleep(0.25)
-    stop_service(served)
-    raise RuntimeError(f"bentoml serve did not get ready: {log_file.read_text()[-3000:]}")
+    url, process = launch(target, env, log_file)
+    return Served(url, int(url.rsplit(":", 1)[1]), process, log_file)
 
 
 def stop_service(served: Served) -> None:
-    try:
-        os.killpg(served.process.pid, signal.SIGTERM)
-        served.process.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(served.process.pid, signal.SIGKILL)
-        served.process.wait()
-    except ProcessLookupError:
-        pass
+    stop(served.process)
 
 
 def canary_env(exported: dict, *, broker, topic: str, share: float, candidate: str) -> dict:
