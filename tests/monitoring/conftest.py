@@ -15,11 +15,10 @@ import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-import pandas as pd
 import pytest
 import requests
 from bentoml_process import launch, stop
+from synthetic import synthetic_tables
 
 # Before anything imports BentoML: the tests never touch ~/bentoml. When tests/serve runs in
 # the same session its conftest picks the home; both suites then share one temporary store.
@@ -30,7 +29,6 @@ if "BENTOML_HOME" not in os.environ:
 
 from shrek.config import RunConfig  # noqa: E402
 from shrek.data.dataset import Dataset  # noqa: E402
-from shrek.data.schemas import empty_table  # noqa: E402
 from shrek.stream.broker import EmbeddedBroker  # noqa: E402
 
 logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -97,46 +95,14 @@ def _own_bentoml_home():
 
 def synthetic_dataset(seed: int = 0, n_users: int = 60, n_movies: int = 40) -> Dataset:
     """``n_users`` users rating ``n_movies`` movies; timestamps over 30 days of 2023."""
-    rng = np.random.default_rng(seed)
-    n_ratings = n_users * n_movies // 3
-    users = pd.DataFrame(
-        {
-            "user_id": np.arange(1, n_users + 1, dtype="int64"),
-            "age": rng.integers(18, 70, n_users).astype("int64"),
-            "gender": rng.choice(["M", "F"], n_users),
-            "occupation": rng.choice(["student", "writer", "doctor"], n_users),
-            "zip": [f"{z:05d}" for z in rng.integers(0, 99999, n_users)],
-        }
+    tables = synthetic_tables(
+        n_users=n_users,
+        n_movies=n_movies,
+        n_ratings=n_users * n_movies // 3,
+        first_year=1980,
+        seed=seed,
     )
-    years = 1980 + np.arange(n_movies) % 30
-    movies = pd.DataFrame(
-        {
-            "movie_id": [f"movie+{i}+{y}" for i, y in enumerate(years)],
-            "title": [f"Movie {i}" for i in range(n_movies)],
-            "year": pd.array(years, dtype="Int64"),
-            "release_date": pd.to_datetime([f"{y}-01-01" for y in years]),
-            "genres": rng.choice(["Comedy|Drama", "Action", ""], n_movies),
-            "imdb_url": [f"http://imdb.example/{i}" for i in range(n_movies)],
-        }
-    )
-    pairs = rng.choice(n_users * n_movies, n_ratings, replace=False)
-    ratings = pd.DataFrame(
-        {
-            "user_id": (pairs // n_movies + 1).astype("int64"),
-            "movie_id": movies["movie_id"].to_numpy()[pairs % n_movies],
-            "rating": rng.integers(1, 6, n_ratings).astype("int64"),
-            "timestamp": pd.to_datetime(
-                1_700_000_000 + rng.integers(0, 86_400 * 30, n_ratings), unit="s"
-            ),
-        }
-    )
-    return Dataset.from_tables(
-        ratings=ratings,
-        users=users,
-        movies=movies,
-        watch_log=empty_table("watch_log"),
-        source={"kind": "synthetic", "seed": seed},
-    )
+    return Dataset.from_tables(**tables, source={"kind": "synthetic", "seed": seed})
 
 
 def write_run(run_dir: Path, dataset: Dataset, params: dict[str, dict]) -> Path:

@@ -11,11 +11,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import requests
 from bentoml_process import launch, stop
+from synthetic import synthetic_tables
 
 # Before anything imports BentoML: the tests never touch ~/bentoml.
 _BENTOML_HOME = tempfile.mkdtemp(prefix="shrek-bentoml-")
@@ -23,7 +22,6 @@ os.environ["BENTOML_HOME"] = _BENTOML_HOME
 
 from shrek.config import RunConfig  # noqa: E402
 from shrek.data.dataset import Dataset  # noqa: E402
-from shrek.data.schemas import empty_table  # noqa: E402
 from shrek.stream.broker import EmbeddedBroker, ensure_topic  # noqa: E402
 
 logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -39,47 +37,16 @@ SMALL_PARAMS = {
 
 def make_dataset(seed: int = 0) -> Dataset:
     """80 users rating 60 movies, 20 more users with metadata only; source: a Kafka topic."""
-    rng = np.random.default_rng(seed)
-    n_movies, n_ratings = 60, 1600
-    users = pd.DataFrame(
-        {
-            "user_id": np.arange(1, N_USERS + 1, dtype="int64"),
-            "age": rng.integers(18, 70, N_USERS).astype("int64"),
-            "gender": rng.choice(["M", "F"], N_USERS),
-            "occupation": rng.choice(["student", "writer", "doctor"], N_USERS),
-            "zip": [f"{z:05d}" for z in rng.integers(0, 99999, N_USERS)],
-        }
-    )
-    years = 1970 + np.arange(n_movies) % 30
-    movies = pd.DataFrame(
-        {
-            "movie_id": [f"movie+{i}+{y}" for i, y in enumerate(years)],
-            "title": [f"Movie {i}" for i in range(n_movies)],
-            "year": pd.array(years, dtype="Int64"),
-            "release_date": pd.to_datetime([f"{y}-01-01" for y in years]),
-            "genres": rng.choice(["Comedy|Drama", "Action", ""], n_movies),
-            "imdb_url": [f"http://imdb.example/{i}" for i in range(n_movies)],
-        }
-    )
-    pairs = rng.choice(N_RATED_USERS * n_movies, n_ratings, replace=False)
-    ratings = pd.DataFrame(
-        {
-            "user_id": (pairs // n_movies + 1).astype("int64"),
-            "movie_id": movies["movie_id"].to_numpy()[pairs % n_movies],
-            "rating": rng.integers(1, 6, n_ratings).astype("int64"),
-            "timestamp": pd.to_datetime(
-                1_700_000_000 + rng.integers(0, 86_400 * 30, n_ratings), unit="s"
-            ),
-        }
+    tables = synthetic_tables(
+        n_users=N_USERS,
+        n_movies=60,
+        n_ratings=1600,
+        first_year=1970,
+        seed=seed,
+        n_rated_users=N_RATED_USERS,
     )
     source = {"kind": "kafka", "topic": "shrek-events", "offsets": {"0": 812, "1": 790}}
-    return Dataset.from_tables(
-        ratings=ratings,
-        users=users,
-        movies=movies,
-        watch_log=empty_table("watch_log"),
-        source=source,
-    )
+    return Dataset.from_tables(**tables, source=source)
 
 
 def write_run(run_dir: Path, *, fairness: dict | None) -> Path:
