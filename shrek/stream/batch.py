@@ -14,6 +14,7 @@ version that answered as Kafka record headers (:mod:`shrek.serve.request_log`), 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,18 +29,53 @@ PROVENANCE_HEADERS: tuple[str, ...] = ("variant", "model_version")
 UNKNOWN_PROVENANCE = "unknown"
 
 
+@dataclass
+class RawBatch:
+    """The consumed records of one batch as plain columns, cheap to pickle to the writer
+    process (:mod:`shrek.stream.writer`).
+
+    Attributes
+    ----------
+    values : list of bytes
+        ``[n_records]`` record values, in the order consumed.
+    partitions, offsets : numpy.ndarray
+        ``[n_records]`` int64.
+    headers : dict
+        Position -> the record's headers, only for records that carry some.
+    """
+
+    values: list[bytes]
+    partitions: np.ndarray
+    offsets: np.ndarray
+    headers: dict[int, list[tuple[str, bytes]]]
+
+    @classmethod
+    def from_records(cls, records: list[Any]) -> RawBatch:
+        """From kafka-python ``ConsumerRecord`` s."""
+        n = len(records)
+        return cls(
+            values=[r.value for r in records],
+            partitions=np.fromiter((r.partition for r in records), "int64", n),
+            offsets=np.fromiter((r.offset for r in records), "int64", n),
+            headers={i: list(r.headers) for i, r in enumerate(records) if r.headers},
+        )
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
 def prepare_batch(
-    records: list[Any],
+    raw: RawBatch,
     *,
     store: CollectorStore,
     resolver: MetadataResolver,
     rating_scale: tuple[int, int],
 ) -> BatchWrite:
-    """Deduplicate, parse, validate and tabulate ``records`` (kafka-python ``ConsumerRecord``).
+    """Deduplicate, parse, validate and tabulate one batch of consumed records.
 
     Parameters
     ----------
-    records : list of ConsumerRecord
+    raw : RawBatch
         ``[n_records]``, in the order consumed.
     store : CollectorStore
         Knows the hashes of the lines already committed.
@@ -53,9 +89,7 @@ def prepare_batch(
     BatchWrite
         Every record is counted once: accepted, quarantined or duplicate.
     """
-    values = [r.value for r in records]
-    partitions = np.fromiter((r.partition for r in records), "int64", len(records))
-    offsets = np.fromiter((r.offset for r in records), "int64", len(records))
+    values, partitions, offsets = raw.values, raw.partitions, raw.offsets
     hashes, keep, duplicates = _deduplicate(values, store)
 
     kept = np.array(keep, "int64")
@@ -63,7 +97,7 @@ def prepare_batch(
     tables = {
         "rates": _frame(parsed.rates, kept, partitions, offsets),
         "watches": _frame(parsed.watches, kept, partitions, offsets),
-        "requests": _requests_frame(parsed.requests, kept, records),
+        "requests": _requests_frame(parsed.requests, kept, raw),
     }
 
     quarantine = [
@@ -130,11 +164,11 @@ def _frame(columns: dict, kept: np.ndarray, partitions: Any, offsets: Any) -> pd
 
 
 def _requests_frame(
-    requests: list[tuple[int, RecommendationRequest]], kept: np.ndarray, records: list[Any]
+    requests: list[tuple[int, RecommendationRequest]], kept: np.ndarray, raw: RawBatch
 ) -> pd.DataFrame:
-    source = [int(kept[j]) for j, _ in requests]
+    source = np.array([int(kept[j]) for j, _ in requests], "int64")
     events = [event for _, event in requests]
-    provenance = [_provenance(records[i].headers) for i in source]
+    provenance = [_provenance(raw.headers.get(i)) for i in source.tolist()]
     return pd.DataFrame(
         {
             "timestamp": pd.Series([e.timestamp for e in events], dtype="datetime64[ns]"),
@@ -145,8 +179,8 @@ def _requests_frame(
             "latency_ms": pd.Series([e.latency_ms for e in events], dtype="int64"),
             "variant": pd.Series([p[0] for p in provenance], dtype=object),
             "model_version": pd.Series([p[1] for p in provenance], dtype=object),
-            "partition": pd.Series([records[i].partition for i in source], dtype="int64"),
-            "offset": pd.Series([records[i].offset for i in source], dtype="int64"),
+            "partition": pd.Series(raw.partitions[source], dtype="int64"),
+            "offset": pd.Series(raw.offsets[source], dtype="int64"),
         }
     )
 

@@ -11,9 +11,11 @@ The :class:`Collector` reads a topic as a consumer group in bounded batches. For
 3. commits the offsets to Kafka, which is informative only: on start the collector seeks to
    the ledger's offsets, so a ``kill -9`` at any moment loses and duplicates nothing.
 
-Steps 1 and 2 run on a writer thread while the main thread polls the next batch; batches are
-written one at a time in order, and step 3 happens on the main thread once step 2 has
-returned, so at most two batches are in memory and the commit order is unchanged.
+Steps 1 and 2 run in a writer process forked when the collector is created
+(:mod:`shrek.stream.writer`), so that decoding records and writing them do not share one
+interpreter lock; a writer thread hands it each batch while the main thread polls the next.
+Batches are written one at a time in order, and step 3 happens on the main thread once step 2
+has returned, so at most two batches are in memory and the commit order is unchanged.
 
 :meth:`Collector.to_dataset` builds the four tables from the committed parts
 (:mod:`shrek.stream.tables`). Events whose user or movie the API reports as unknown are left
@@ -21,9 +23,10 @@ out of the tables and listed by :meth:`Collector.quarantine` with that reason.
 
 Notes
 -----
-One collector per output folder (a lock file enforces it), driven by one thread: call
-:meth:`Collector.stats` and the other methods from the thread that runs :meth:`Collector.run`
-(the writer thread is internal and idle whenever ``run`` has returned). Running several
+One collector per output folder (a lock file enforces it), driven by one thread: create it,
+call :meth:`Collector.run`, :meth:`Collector.stats` and the other methods, and close it from
+that thread (the writer process dies with the thread that forked it; the writer thread is
+internal and idle whenever ``run`` has returned). Running several
 collectors in one group needs one folder each, and merging their datasets is not implemented.
 """
 
@@ -45,10 +48,9 @@ from shrek.data.dataset import Dataset
 from shrek.data.schemas import DEFAULT_RATING_SCALE
 from shrek.errors import ShrekWarning
 from shrek.stream import tables
-from shrek.stream.batch import DUPLICATE_REASON, prepare_batch
+from shrek.stream.batch import DUPLICATE_REASON, RawBatch
 from shrek.stream.broker import KafkaSettings
 from shrek.stream.consumer import (
-    DeadLetters,
     commit_offsets,
     forget_high_watermarks,
     high_watermarks,
@@ -58,6 +60,7 @@ from shrek.stream.events import check_rating_scale
 from shrek.stream.metadata_api import MetadataClient
 from shrek.stream.resolver import MetadataResolver
 from shrek.stream.store import CollectorStore
+from shrek.stream.writer import WriterConfig, WriterProcess
 
 __all__ = [
     "DUPLICATE_REASON",
@@ -150,9 +153,17 @@ class Collector:
         self.metadata = MetadataResolver(client, self.store.metadata())
         self.lag: int | None = None
         self._consumer: Any = None
-        self._dead_letters = None
-        if dead_letter_topic:
-            self._dead_letters = DeadLetters(settings, dead_letter_topic)
+        self._process = WriterProcess(
+            WriterConfig(
+                folder=self.store.folder,
+                topic=topic,
+                rating_scale=self.rating_scale,
+                metadata_url=metadata_url,
+                metadata_timeout=metadata_timeout,
+                dead_letter_settings=settings if dead_letter_topic else None,
+                dead_letter_topic=dead_letter_topic,
+            )
+        )
         self._buffer: list[Any] = []
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collector-writer")
         self._writing: Future | None = None
@@ -223,6 +234,8 @@ class Collector:
             self._finish_write()
         finally:
             bar.close()
+            # The writer process resolved metadata meanwhile; its answers are in the store.
+            self.metadata = MetadataResolver(self.metadata.client, self.store.metadata())
         stats = self.stats()
         logger.info(
             "collected %s: %d accepted, %d quarantined, %d duplicates, lag %s",
@@ -313,23 +326,11 @@ class Collector:
         self._update_lag()
 
     def _write(self, records: list[Any]) -> dict[int, int]:
-        """Validate and store one batch (on the writer thread); return its next offsets."""
-        started = time.monotonic()
-        batch = prepare_batch(
-            records, store=self.store, resolver=self.metadata, rating_scale=self.rating_scale
-        )
-        if self._dead_letters is not None and batch.quarantine:
-            self._dead_letters.send(batch.quarantine)
-        batch_id = self.store.commit(batch)
-        self._ledger = {**self._ledger, **batch.next_offsets}
-        logger.debug(
-            "batch %d: %d records, %s in %.3f s",
-            batch_id,
-            len(records),
-            batch.counters,
-            time.monotonic() - started,
-        )
-        return batch.next_offsets
+        """Have the writer process validate and store one batch (on the writer thread);
+        return its next offsets."""
+        next_offsets = self._process.write(RawBatch.from_records(records))
+        self._ledger = {**self._ledger, **next_offsets}
+        return next_offsets
 
     def _update_lag(self) -> None:
         end = high_watermarks(self._consumer) or {}
@@ -432,11 +433,10 @@ class Collector:
     def close(self) -> None:
         """Wait for the batch being written, leave the group and release the folder."""
         self._writer.shutdown(wait=True)
+        self._process.close()
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
-        if self._dead_letters is not None:
-            self._dead_letters.close()
         self.store.close()
         if self.metadata.client is not None:
             self.metadata.client.close()

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -91,21 +92,19 @@ class CollectorStore:
         Created if missing.
     topic : str
         The topic whose offsets this folder records.
+    owner : bool, default True
+        Take the folder's lock and delete what a crashed batch left. The collector's writer
+        process opens the folder with ``owner=False``: it inherits the lock of the collector
+        that started it, so the lock is held until both have exited.
     """
 
-    def __init__(self, folder: str | Path, *, topic: str) -> None:
+    def __init__(self, folder: str | Path, *, topic: str, owner: bool = True) -> None:
         self.folder = Path(folder)
         self.topic = topic
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.folder / ".lock", "w")  # noqa: SIM115 - held while open
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise CollectorBusyError(
-                f"another collector is writing {self.folder}; stop it or use another folder"
-            ) from None
-        # The collector writes batches on its writer thread; one thread at a time uses it.
+        self._lock = None
+        if owner:
+            self._lock = _take_lock(self.folder)
         self.db = sqlite3.connect(
             self.folder / "state.sqlite", isolation_level=None, check_same_thread=False
         )
@@ -115,11 +114,13 @@ class CollectorStore:
         self.db.executescript(_SCHEMA)
         last = self.db.execute("SELECT MAX(batch_id) FROM batches").fetchone()[0]
         self.next_batch = 1 + (last or 0)
-        self._remove_orphans()
+        if owner:
+            self._remove_orphans()
 
     def close(self) -> None:
         self.db.close()
-        self._lock.close()
+        if self._lock is not None:
+            self._lock.close()
 
     def _remove_orphans(self) -> None:
         """Delete files a crash left behind that no committed batch lists."""
@@ -259,6 +260,24 @@ class CollectorStore:
         frame = pd.DataFrame(rows, columns=["partition", "offset", "reason", "text", "raw_b64"])
         frame["raw"] = [base64.b64decode(b) for b in frame.pop("raw_b64")]
         return frame
+
+
+def _take_lock(folder: Path, wait_seconds: float = 5.0) -> Any:
+    """Hold ``folder/.lock`` exclusively; wait up to ``wait_seconds`` for a collector that is
+    exiting (its writer process ends a moment after it)."""
+    lock = open(folder / ".lock", "w")  # noqa: SIM115 - held while open
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                lock.close()
+                raise CollectorBusyError(
+                    f"another collector is writing {folder}; stop it or use another folder"
+                ) from None
+            time.sleep(0.05)
 
 
 def quarantine_row(partition: int, offset: int, raw: bytes, reason: str) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pandas as pd
 import pytest
 
@@ -9,6 +12,7 @@ from shrek.stream.broker import ensure_topic, free_port
 from shrek.stream.collector import Collector, MetadataPendingWarning, collect
 from shrek.stream.metadata_api import MetadataServer
 from shrek.stream.replay import WatchModel, history_lines, produce_lines, replay
+from shrek.stream.writer import CollectorWriteError
 
 
 def sort_frame(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -242,3 +246,26 @@ def test_request_lines_keep_their_variant_and_model_version(kafka_settings, topi
     assert requests["variant"].tolist() == ["candidate", "unknown", "unknown"]
     assert requests["model_version"].tolist() == ["shrek-als:abc", "unknown", "unknown"]
     assert requests["movie_ids"].tolist() == ["movie+0+1990,movie+1+1991"] * 3
+
+
+def test_writer_process_killed_loses_nothing(kafka_settings, topic, small_dataset, tmp_path):
+    lines, keys, _, _ = history_lines(small_dataset)
+    produce_lines(kafka_settings, topic, lines[:100], keys=keys[:100])
+    options = {"settings": kafka_settings, "topic": topic, "assign": True, "batch_size": 40}
+    with Collector(tmp_path, **options) as collector:
+        collector.run(stop_at_end=True, until_idle_seconds=None)
+        assert collector.stats().accepted == 100
+        writer = collector._process._process
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.join()
+        produce_lines(kafka_settings, topic, lines[100:], keys=keys[100:])
+        with pytest.raises(CollectorWriteError, match=r"writer process exited \(code -9\)"):
+            collector.run(stop_at_end=True, until_idle_seconds=None)
+        assert collector.stats().accepted == 100  # the failed batch was not committed
+
+    with Collector(tmp_path, **options) as collector:  # a new writer, from the ledger
+        collector.run(stop_at_end=True, until_idle_seconds=None)
+        ratings = collector.rating_history()
+        assert collector.stats().accepted == len(lines)
+        assert collector.stats().duplicates == 0
+    assert len(ratings) == len(small_dataset.ratings)
