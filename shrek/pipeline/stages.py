@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import pandas as pd
 import shrek
 from shrek.config import RunConfig, load_config
 from shrek.data import Dataset, load_movielens_100k, stratified_split, temporal_split
+from shrek.errors import ShrekWarning
 from shrek.evaluate import evaluate_model
 from shrek.models import Interactions, make_model
 
@@ -85,6 +87,13 @@ def collect_stream(run_dir: Path, source: Dataset) -> Dataset:
     The embedded broker is used unless ``SHREK_KAFKA_BOOTSTRAP_SERVERS`` points at a cluster.
     When the stream delivered exactly the source's ratings, they are put back in the source's
     row order so the Recommenders split draws the same rows as on the files.
+
+    Warns
+    -----
+    SourceOrderWarning
+        If a table cannot be put back in the source's order; the warning is also kept in
+        the data version's ``source["notes"]``, hence in ``data_version.json`` and
+        ``metrics.json``.
     """
     from shrek.stream.job import collect_via_stream
     from shrek.stream.replay import WatchModel
@@ -99,66 +108,147 @@ def collect_stream(run_dir: Path, source: Dataset) -> Dataset:
         show_progress=False,
     )
     tables = collected.tables()
+    notes = []
     for name, keys in (("ratings", None), ("users", ["user_id"]), ("movies", ["movie_id"])):
-        tables[name] = in_source_order(tables[name], getattr(source, name), keys=keys)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tables[name] = in_source_order(
+                tables[name], getattr(source, name), keys=keys, name=name
+            )
+        for warning in caught:  # shown as usual, and the order ones kept in the version
+            if issubclass(warning.category, SourceOrderWarning):
+                notes.append(str(warning.message))
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    version_source = dict(collected.version.source)
+    if notes:
+        version_source["notes"] = [*version_source.get("notes", []), *notes]
     return Dataset.from_tables(
-        **tables, source=collected.version.source, rating_scale=config.data.rating_scale
+        **tables, source=version_source, rating_scale=config.data.rating_scale
     )
 
 
+class SourceOrderWarning(ShrekWarning):
+    """A collected table could not be put back in the source's row order: the stratified split
+    then draws other rows than the Recommenders protocol draws from the files."""
+
+
 def in_source_order(
-    collected: pd.DataFrame, source: pd.DataFrame, *, keys: list[str] | None = None
+    collected: pd.DataFrame,
+    source: pd.DataFrame,
+    *,
+    keys: list[str] | None = None,
+    name: str = "table",
 ) -> pd.DataFrame:
-    """``collected`` in the row order of ``source`` when both hold the same rows, else as is."""
+    """``collected`` in the row order of ``source`` when both hold the same rows, else as is.
+
+    Parameters
+    ----------
+    collected, source : pandas.DataFrame
+        The table as collected from the stream and as loaded from the files.
+    keys : list of str, optional
+        Columns that identify a row (all columns by default).
+    name : str, default "table"
+        The table's name, for the warning.
+
+    Warns
+    -----
+    SourceOrderWarning
+        When the order cannot be restored, saying why; ``collected`` is returned as is.
+    """
     keys = keys or list(source.columns)
     if len(collected) != len(source) or list(collected.columns) != list(source.columns):
-        return collected
-    position = pd.Series(np.arange(len(source)), index=pd.MultiIndex.from_frame(source[keys]))
-    if not position.index.is_unique:
-        return collected
-    order = position.reindex(pd.MultiIndex.from_frame(collected[keys]))
-    if order.isna().any():
-        return collected
-    reordered = collected.iloc[np.argsort(order.to_numpy(), kind="stable")]
-    if not reordered.reset_index(drop=True).equals(source.reset_index(drop=True)):
-        return collected
-    return reordered.reset_index(drop=True)
+        reason = (
+            f"the stream gave {len(collected)} rows with columns {list(collected.columns)}, "
+            f"the files {len(source)} with {list(source.columns)}"
+        )
+    else:
+        position = pd.Series(np.arange(len(source)), index=pd.MultiIndex.from_frame(source[keys]))
+        order = None
+        if position.index.is_unique:
+            order = position.reindex(pd.MultiIndex.from_frame(collected[keys]))
+        if order is None:
+            reason = f"the files' {keys} do not identify their rows (duplicates)"
+        elif order.isna().any():
+            reason = f"{int(order.isna().sum())} collected rows have {keys} the files lack"
+        else:
+            reordered = collected.iloc[np.argsort(order.to_numpy(), kind="stable")]
+            reordered = reordered.reset_index(drop=True)
+            if reordered.equals(source.reset_index(drop=True)):
+                return reordered
+            reason = "some rows differ between the stream and the files"
+    warnings.warn(
+        f"{name} collected from the stream kept in the collected order: {reason}. The "
+        "stratified split then draws other rows than the Recommenders protocol does on the "
+        "files",
+        SourceOrderWarning,
+        stacklevel=2,
+    )
+    return collected
 
 
 def collection_summary(run_dir: str | Path) -> pd.DataFrame:
-    """What the collector of a run saw: counters, offsets and lag (empty for file runs)."""
-    from shrek.stream.store import CollectorStore
+    """What the collector of a run saw: counters, lag and offsets (a note for file runs).
 
-    folder = Path(run_dir) / "stream"
-    if not folder.exists():
+    The folder is opened read-only (no lock taken, nothing deleted), so this also reports on
+    a collector that is still running. The counters are those of
+    :class:`shrek.stream.collector.CollectorStats`: every line once, events whose user or movie
+    the metadata API reports unknown counted as quarantined, like :func:`quarantine_reasons`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``[n_counters, 2]``: counter, value (``lag`` is empty when it was never measured).
+    """
+    from shrek.stream import tables
+
+    store = _open_collector_folder(run_dir)
+    if store is None:
         return pd.DataFrame({"note": ["this run read the files directly (data.source: files)"]})
-    store = CollectorStore(folder, topic=run_config(run_dir).data.topic)
     try:
-        counters = store.counters()
-        offsets = store.next_offsets()
+        counters = tables.report_counters(store, tables.unknown_ids(store))
+        pending = sum(status == "pending" for status, _ in store.metadata().values())
+        rows = [{"counter": name, "value": value} for name, value in counters.items()]
+        rows += [
+            {"counter": "lag", "value": store.lag()},
+            {"counter": "pending metadata", "value": pending},
+        ]
+        rows += [
+            {"counter": f"next offset, partition {p}", "value": o}
+            for p, o in sorted(store.next_offsets().items())
+        ]
     finally:
         store.close()
-    rows = [{"counter": name, "value": value} for name, value in counters.items()]
-    rows += [{"counter": f"next offset, partition {p}", "value": o} for p, o in offsets.items()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"value": "Int64"})
 
 
 def quarantine_reasons(run_dir: str | Path) -> pd.DataFrame:
-    """Quarantined lines of a run's collector, counted by reason."""
-    from shrek.stream.store import CollectorStore
+    """Quarantined lines of a run's collector, counted by reason (duplicates and events of
+    unknown users or movies included); the folder is opened read-only."""
+    from shrek.stream import tables
 
-    folder = Path(run_dir) / "stream"
-    if not folder.exists():
+    store = _open_collector_folder(run_dir)
+    if store is None:
         return pd.DataFrame(columns=["reason", "lines"])
-    store = CollectorStore(folder, topic=run_config(run_dir).data.topic)
     try:
-        quarantine = store.read_quarantine()
+        quarantine = tables.quarantine(store, tables.unknown_ids(store))
     finally:
         store.close()
     if quarantine.empty:
         return pd.DataFrame(columns=["reason", "lines"])
     counts = quarantine.groupby("reason").size().sort_values(ascending=False)
     return counts.rename("lines").reset_index()
+
+
+def _open_collector_folder(run_dir: str | Path) -> Any:
+    """The run's collector folder opened read-only, or None when the run read files."""
+    from shrek.stream.store import CollectorStore
+
+    folder = Path(run_dir) / "stream"
+    if not (folder / "state.sqlite").exists():
+        return None
+    return CollectorStore(folder, topic=run_config(run_dir).data.topic, read_only=True)
 
 
 def load_dataset(run_dir: str | Path) -> Dataset:

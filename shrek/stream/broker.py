@@ -72,6 +72,16 @@ class KafkaSettings:
         SASL credentials (mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512).
     ssl_cafile : str, optional
         CA bundle to verify the brokers' certificates.
+    ssl_certfile, ssl_keyfile : str, optional
+        Client certificate and its private key (PEM) for mutual TLS; need an SSL protocol.
+    ssl_password : str, optional
+        Password of ``ssl_keyfile`` if it is encrypted.
+    ssl_check_hostname : bool, default True
+        Whether the brokers' certificates must match their host names.
+    replication_factor : int, optional
+        Replication factor of the topics :func:`ensure_topic` creates. Defaults to 1 on the
+        embedded broker and to the cluster's ``default.replication.factor`` elsewhere
+        (brokers older than Kafka 2.4 need it set).
     session_timeout_ms : int, optional
         Consumer group session timeout. Defaults to 2000 on the embedded broker (joins in
         ~1 s) and to kafka-python's 45000 elsewhere; set ``SHREK_KAFKA_SESSION_TIMEOUT_MS=2000``
@@ -86,6 +96,11 @@ class KafkaSettings:
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
     ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: str | None = field(default=None, repr=False)
+    ssl_check_hostname: bool = True
+    replication_factor: int | None = None
     session_timeout_ms: int | None = None
     embedded: bool = False
 
@@ -106,13 +121,35 @@ class KafkaSettings:
                 f"set {ENV_PREFIX}SASL_MECHANISM, {ENV_PREFIX}SASL_USERNAME and "
                 f"{ENV_PREFIX}SASL_PASSWORD"
             )
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError(
+                f"ssl_keyfile needs the client certificate it belongs to; set "
+                f"{ENV_PREFIX}SSL_CERTFILE (got only {ENV_PREFIX}SSL_KEYFILE={self.ssl_keyfile})"
+            )
+        if self.ssl_certfile and not self.security_protocol.endswith("SSL"):
+            raise ValueError(
+                f"a client certificate (ssl_certfile) needs security_protocol SSL or SASL_SSL, "
+                f"got {self.security_protocol!r} (set {ENV_PREFIX}SECURITY_PROTOCOL)"
+            )
+        if self.replication_factor is not None and self.replication_factor < 1:
+            raise ValueError(
+                f"replication_factor must be ≥ 1, got {self.replication_factor} "
+                f"(set {ENV_PREFIX}REPLICATION_FACTOR, or leave it unset for the cluster's default)"
+            )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> KafkaSettings:
-        """Read ``SHREK_KAFKA_BOOTSTRAP_SERVERS``, ``..._SECURITY_PROTOCOL``,
-        ``..._SASL_MECHANISM``, ``..._SASL_USERNAME``, ``..._SASL_PASSWORD``,
-        ``..._SSL_CAFILE`` and ``..._SESSION_TIMEOUT_MS``; unset or empty variables keep the
-        defaults."""
+        """Read the ``SHREK_KAFKA_*`` variables; unset or empty ones keep the defaults.
+
+        ``BOOTSTRAP_SERVERS``, ``SECURITY_PROTOCOL``, ``SASL_MECHANISM``, ``SASL_USERNAME``,
+        ``SASL_PASSWORD``, ``SSL_CAFILE``, ``SSL_CERTFILE``, ``SSL_KEYFILE``, ``SSL_PASSWORD``,
+        ``SSL_CHECK_HOSTNAME`` (true/false), ``REPLICATION_FACTOR`` and ``SESSION_TIMEOUT_MS``.
+
+        Raises
+        ------
+        ValueError
+            Naming the variable, if a value is not of the accepted form.
+        """
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
@@ -125,7 +162,12 @@ class KafkaSettings:
             sasl_username=get("SASL_USERNAME"),
             sasl_password=get("SASL_PASSWORD"),
             ssl_cafile=get("SSL_CAFILE"),
-            session_timeout_ms=int(get("SESSION_TIMEOUT_MS") or 0) or None,
+            ssl_certfile=get("SSL_CERTFILE"),
+            ssl_keyfile=get("SSL_KEYFILE"),
+            ssl_password=get("SSL_PASSWORD"),
+            ssl_check_hostname=_env_bool("SSL_CHECK_HOSTNAME", get("SSL_CHECK_HOSTNAME"), True),
+            replication_factor=_env_int("REPLICATION_FACTOR", get("REPLICATION_FACTOR")),
+            session_timeout_ms=_env_int("SESSION_TIMEOUT_MS", get("SESSION_TIMEOUT_MS")) or None,
         )
 
     @property
@@ -134,8 +176,30 @@ class KafkaSettings:
         return bool(self.bootstrap_servers)
 
     def with_bootstrap(self, bootstrap_servers: str, *, embedded: bool) -> KafkaSettings:
-        """A copy pointing at ``bootstrap_servers``."""
-        return replace(self, bootstrap_servers=bootstrap_servers, embedded=embedded)
+        """A copy pointing at ``bootstrap_servers``; for an embedded broker (plaintext, one
+        node) without the security options and replication factor, which are a cluster's."""
+        if not embedded:
+            return replace(self, bootstrap_servers=bootstrap_servers, embedded=False)
+        if self != KafkaSettings(session_timeout_ms=self.session_timeout_ms):
+            logger.warning(
+                "the embedded broker speaks PLAINTEXT on one node: ignoring the configured "
+                "security options and replication factor (%s=%s)",
+                f"{ENV_PREFIX}SECURITY_PROTOCOL",
+                self.security_protocol,
+            )
+        return KafkaSettings(
+            bootstrap_servers=bootstrap_servers,
+            session_timeout_ms=self.session_timeout_ms,
+            embedded=True,
+        )
+
+    @property
+    def topic_replication_factor(self) -> int:
+        """What :func:`ensure_topic` asks for: the setting, else 1 on the embedded broker and
+        -1 (the cluster's ``default.replication.factor``) elsewhere."""
+        if self.replication_factor is not None:
+            return self.replication_factor
+        return 1 if self.embedded else -1
 
     def client_config(self) -> dict[str, Any]:
         """Keyword arguments shared by kafka-python's producer, consumer and admin client."""
@@ -154,8 +218,11 @@ class KafkaSettings:
                 sasl_plain_username=self.sasl_username,
                 sasl_plain_password=self.sasl_password,
             )
-        if self.ssl_cafile:
-            config["ssl_cafile"] = self.ssl_cafile
+        if self.security_protocol.endswith("SSL"):
+            config["ssl_check_hostname"] = self.ssl_check_hostname
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password"):
+            if getattr(self, name):
+                config[name] = getattr(self, name)
         return config
 
     def consumer_config(self, group_id: str | None) -> dict[str, Any]:
@@ -394,8 +461,29 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _env_int(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name} must be an integer, got {value!r}") from None
+
+
+def _env_bool(name: str, value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if value.lower() not in words:
+        raise ValueError(f"{ENV_PREFIX}{name} must be true or false, got {value!r}")
+    return words[value.lower()]
+
+
 def ensure_topic(settings: KafkaSettings, topic: str, *, partitions: int = 3) -> bool:
-    """Create ``topic`` with ``partitions`` partitions unless it exists; True if created."""
+    """Create ``topic`` with ``partitions`` partitions unless it exists; True if created.
+
+    The replication factor is :attr:`KafkaSettings.topic_replication_factor`.
+    """
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -405,10 +493,15 @@ def ensure_topic(settings: KafkaSettings, topic: str, *, partitions: int = 3) ->
         if topic in admin.list_topics():
             return False
         try:
-            admin.create_topics([NewTopic(topic, partitions, 1)])
+            admin.create_topics([NewTopic(topic, partitions, settings.topic_replication_factor)])
         except TopicAlreadyExistsError:
             return False
-        logger.info("created topic %s with %d partitions", topic, partitions)
+        logger.info(
+            "created topic %s with %d partitions (replication factor %d)",
+            topic,
+            partitions,
+            settings.topic_replication_factor,
+        )
         return True
     finally:
         admin.close()

@@ -211,7 +211,8 @@ def collect_command(
     counters = dataset.version.source["counters"]
     click.echo(
         f"{out}: {counters['accepted']} events accepted, {counters['quarantined']} quarantined "
-        f"(see {out}/quarantine), {counters['duplicates']} duplicates dropped; tables "
+        f"(see {out}/quarantine), {counters['duplicates']} duplicates dropped, lag "
+        f"{counters['lag']}; tables "
         f"{dataset.version.rows} in {out}/dataset, version {dataset.version.hash}"
     )
 

@@ -11,7 +11,7 @@ The :class:`Collector` reads a topic as a consumer group in bounded batches. For
 3. commits the offsets to Kafka, which is informative only: on start the collector seeks to
    the ledger's offsets, so a ``kill -9`` at any moment loses and duplicates nothing.
 
-Steps 1 and 2 run in a writer process forked when the collector is created
+Steps 1 and 2 run in a writer process started when the collector is created
 (:mod:`shrek.stream.writer`), so that decoding records and writing them do not share one
 interpreter lock; a writer thread hands it each batch while the main thread polls the next.
 Batches are written one at a time in order, and step 3 happens on the main thread once step 2
@@ -19,14 +19,14 @@ has returned, so at most two batches are in memory and the commit order is uncha
 
 :meth:`Collector.to_dataset` builds the four tables from the committed parts
 (:mod:`shrek.stream.tables`). Events whose user or movie the API reports as unknown are left
-out of the tables and listed by :meth:`Collector.quarantine` with that reason.
+out of the tables and listed by :meth:`Collector.quarantine` with that reason; from then on
+the counters count them as quarantined, not accepted (:class:`CollectorStats`).
 
 Notes
 -----
-One collector per output folder (a lock file enforces it), driven by one thread: create it,
-call :meth:`Collector.run`, :meth:`Collector.stats` and the other methods, and close it from
-that thread (the writer process dies with the thread that forked it; the writer thread is
-internal and idle whenever ``run`` has returned). Running several
+One collector per output folder (a lock file enforces it), driven by one thread at a time:
+:meth:`Collector.request_stop` is the only method safe from another thread or a signal
+handler (the writer thread is internal and idle whenever ``run`` has returned). Running several
 collectors in one group needs one folder each, and merging their datasets is not implemented.
 """
 
@@ -51,8 +51,8 @@ from shrek.stream import tables
 from shrek.stream.batch import DUPLICATE_REASON, RawBatch
 from shrek.stream.broker import KafkaSettings
 from shrek.stream.consumer import (
+    FreshEndOffsets,
     commit_offsets,
-    forget_high_watermarks,
     high_watermarks,
     wait_for_partitions,
 )
@@ -80,7 +80,27 @@ class MetadataPendingWarning(ShrekWarning):
 
 @dataclass(frozen=True)
 class CollectorStats:
-    """Counters of a collector folder (cumulative over restarts), and the last lag seen."""
+    """Counters of a collector folder (cumulative over restarts), and the last lag seen.
+
+    Every line consumed is counted once, and ``quarantined + duplicates`` is the length of
+    :meth:`Collector.quarantine`.
+
+    Attributes
+    ----------
+    accepted : int
+        Events kept: stored on arrival, less those whose user or movie the metadata API has
+        since reported unknown (see :func:`shrek.stream.tables.report_counters`).
+    quarantined : int
+        Lines rejected on arrival with a reason, plus the events set apart for an unknown
+        user or movie.
+    duplicates : int
+        Exact duplicates dropped (also listed in the quarantine, with that reason).
+    lag : int or None
+        Records behind the end offsets after the last batch committed (kept in the folder
+        from run to run; None before any).
+    pending_metadata : int
+        Users and movies still waiting for an answer of the metadata API.
+    """
 
     accepted: int
     quarantined: int
@@ -151,19 +171,22 @@ class Collector:
         if metadata_url:
             client = MetadataClient(metadata_url, timeout=metadata_timeout, attempts=2)
         self.metadata = MetadataResolver(client, self.store.metadata())
-        self.lag: int | None = None
+        self.lag: int | None = self.store.lag()
         self._consumer: Any = None
-        self._process = WriterProcess(
-            WriterConfig(
-                folder=self.store.folder,
-                topic=topic,
-                rating_scale=self.rating_scale,
-                metadata_url=metadata_url,
-                metadata_timeout=metadata_timeout,
-                dead_letter_settings=settings if dead_letter_topic else None,
-                dead_letter_topic=dead_letter_topic,
-            )
+        config = WriterConfig(
+            folder=self.store.folder,
+            topic=topic,
+            rating_scale=self.rating_scale,
+            metadata_url=metadata_url,
+            metadata_timeout=metadata_timeout,
+            dead_letter_settings=settings if dead_letter_topic else None,
+            dead_letter_topic=dead_letter_topic,
         )
+        try:
+            self._process = WriterProcess(config, lock=self.store.lock)
+        except BaseException:
+            self.store.close()  # release the folder
+            raise
         self._buffer: list[Any] = []
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collector-writer")
         self._writing: Future | None = None
@@ -187,7 +210,8 @@ class Collector:
         until_idle_seconds : float, optional
             Stop after this long without a new record. ``None`` never stops for idleness.
         stop_at_end : bool, default False
-            Stop once every partition reaches the end offset it had when consuming started.
+            Stop once every partition reaches its end offset, read from fetch responses
+            requested after the call (:class:`shrek.stream.consumer.FreshEndOffsets`).
         max_seconds : float, optional
             Stop after this long in any case.
         show_progress : bool, default False
@@ -202,10 +226,7 @@ class Collector:
         consumer = self._connect()
         started = last_record = time.monotonic()
         last_flush = started
-        end = None
-        if stop_at_end:
-            forget_high_watermarks(self._consumer)
-        marks_fresh_at = time.monotonic() + 0.6  # after any fetch sent before this run
+        end = FreshEndOffsets(consumer) if stop_at_end else None
         bar = tqdm(desc="collect", unit="event", disable=not show_progress)
         try:
             while not self._stop:
@@ -222,9 +243,7 @@ class Collector:
                 if self._buffer and (full or now - last_flush >= self.flush_seconds or not polled):
                     self._flush()
                     last_flush = now
-                if end is None and stop_at_end and now >= marks_fresh_at:
-                    end = high_watermarks(self._consumer)
-                if end is not None and self._reached(end):
+                if end is not None and self._reached(end.get()):
                     break
                 if until_idle_seconds is not None and now - last_record >= until_idle_seconds:
                     break
@@ -232,10 +251,12 @@ class Collector:
                     break
             self._flush()
             self._finish_write()
+            self._update_lag()
         finally:
             bar.close()
             # The writer process resolved metadata meanwhile; its answers are in the store.
             self.metadata = MetadataResolver(self.metadata.client, self.store.metadata())
+            self.store.put_lag(self.lag)
         stats = self.stats()
         logger.info(
             "collected %s: %d accepted, %d quarantined, %d duplicates, lag %s",
@@ -296,10 +317,10 @@ class Collector:
             return records
         return [r for r in records if r.offset >= done]
 
-    def _reached(self, end: dict) -> bool:
+    def _reached(self, end: dict | None) -> bool:
         """Whether everything up to ``end`` is consumed and stored (positions, not the
         ledger: a new folder on an old group starts from the group's committed offsets)."""
-        if self._buffer or self._writing is not None:
+        if end is None or self._buffer or self._writing is not None:
             return False
         return all(self._consumer.position(tp) >= offset for tp, offset in end.items())
 
@@ -333,7 +354,9 @@ class Collector:
         return next_offsets
 
     def _update_lag(self) -> None:
-        end = high_watermarks(self._consumer) or {}
+        end = high_watermarks(self._consumer)
+        if end is None:  # forgotten for a fresh read (FreshEndOffsets): keep the last lag
+            return
         done = self._ledger
         self.lag = int(sum(max(0, o - done.get(tp.partition, 0)) for tp, o in end.items()))
 
@@ -341,7 +364,7 @@ class Collector:
 
     def stats(self) -> CollectorStats:
         """Counters so far (see :class:`CollectorStats`)."""
-        counters = self.store.counters()
+        counters = tables.report_counters(self.store, self.metadata.unknown_ids())
         return CollectorStats(**counters, lag=self.lag, pending_metadata=len(self.metadata.pending))
 
     def resolve_pending(self, *, wait_seconds: float = 0.0) -> int:
@@ -365,15 +388,11 @@ class Collector:
     def quarantine(self) -> pd.DataFrame:
         """Every rejected line with its reason: partition, offset, reason, text, raw.
 
-        Lines rejected on arrival come from the quarantine files; events whose user or movie
-        the metadata API reports unknown are added here (their text re-formatted from the
-        stored event) and left out of :meth:`to_dataset`.
+        Lines rejected on arrival (duplicates included) come from the quarantine files; events
+        whose user or movie the metadata API reports unknown are added here (their text
+        re-formatted from the stored event) and left out of :meth:`to_dataset`.
         """
-        frame = self.store.read_quarantine()
-        late = tables.unknown_quarantine(self.store, self.metadata.unknown_ids())
-        if not late.empty:
-            frame = pd.concat([frame, late], ignore_index=True)
-        return frame.sort_values(["partition", "offset"], ignore_index=True)
+        return tables.quarantine(self.store, self.metadata.unknown_ids())
 
     def to_dataset(self, *, wait_for_metadata_seconds: float = 10.0) -> Dataset:
         """The four tables from everything committed so far.
@@ -418,7 +437,7 @@ class Collector:
             "group_id": self.group_id,
             "bootstrap_servers": self.settings.bootstrap_servers,
             "offsets": {str(p): o for p, o in sorted(self.store.next_offsets().items())},
-            "counters": self.store.counters(),
+            "counters": {**tables.report_counters(self.store, unknown), "lag": self.lag},
             "folder": str(self.store.folder.resolve()),
         }
         return Dataset.from_tables(

@@ -55,6 +55,47 @@ def forget_high_watermarks(consumer: Any) -> None:
         state.highwater = None
 
 
+class FreshEndOffsets:
+    """The end offsets of the assigned partitions, read from fetch responses that were
+    requested after this object was created.
+
+    Parameters
+    ----------
+    consumer : kafka.KafkaConsumer
+        Polled by the caller, who calls :meth:`get` after each poll.
+
+    Notes
+    -----
+    The high watermark kafka-python keeps per partition comes from the last fetch response
+    it parsed, and that response may have been requested long before: in flight when a run
+    starts, or received and buffered at the end of an earlier run (on a loaded machine, for
+    seconds). kafka-python has at most one fetch in flight per broker and does not fetch a
+    partition again before the last response for it is parsed, so the second response parsed
+    for a partition after the watermarks are forgotten was requested after that moment. The
+    watermarks are therefore forgotten twice: once now, once when every partition has one.
+    No clock is involved. (Tansu answers ListOffsets(latest) wrongly, see
+    :func:`high_watermarks`.)
+    """
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.end: dict | None = None
+        self._generation = 0
+        forget_high_watermarks(consumer)
+
+    def get(self) -> dict | None:
+        """``TopicPartition -> end offset`` once confirmed fresh; None until then."""
+        if self.end is None:
+            marks = high_watermarks(self.consumer)
+            if marks is not None:
+                self._generation += 1
+                if self._generation >= 2:
+                    self.end = marks
+                else:
+                    forget_high_watermarks(self.consumer)
+        return self.end
+
+
 def commit_offsets(consumer: Any, topic: str, next_offsets: dict[int, int]) -> None:
     """Commit ``partition -> next offset`` to the consumer's group; a failure is logged only
     (the collector's ledger is authoritative, Kafka's copy is for monitoring)."""

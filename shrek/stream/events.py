@@ -11,7 +11,8 @@ request     ``2026-03-01T18:00:02.113,4711,recommendation request api:8082, stat
             result: m1, m2, m3, 43 ms`` (on one line)
 ==========  ================================================================================
 
-Timestamps are naive UTC, ISO 8601 with a ``T``, whole seconds or 1–6 decimals. User ids are
+Timestamps are naive UTC, ISO 8601 with a ``T``, whole seconds or 1–6 decimals, between
+1678-01-01 and 2261-12-31 (what the tables' ``datetime64[ns]`` columns hold). User ids are
 positive integers. Movie ids are slugs: lower-case ``[a-z0-9]`` words joined by ``+``, derived
 from the full title with its year (``"Toy Story (1995)"`` -> ``toy+story+1995``, see
 :func:`shrek.data.slugify`; MovieLens titles with accents lose them, ``"Misérables, Les (1995)"``
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shrek.data.schemas import DEFAULT_RATING_SCALE, SLUG_RE
 
@@ -48,6 +51,12 @@ _TS = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?"
 _USER = r"[1-9]\d{0,17}"
 _SLUG = r"[a-z0-9]+(?:\+[a-z0-9]+)*"
 _TS_RE = re.compile(_TS)
+# The years datetime64[ns] holds whole (it spans 1677-09-21 to 2262-04-11); numpy casts dates
+# outside silently to wrong ones (2300-01-01 becomes 1715-06-13).
+TIMESTAMP_MIN = datetime(1678, 1, 1)
+TIMESTAMP_MAX = datetime(2261, 12, 31, 23, 59, 59, 999_999)
+_TS_MIN_US = np.datetime64(TIMESTAMP_MIN, "us")
+_TS_MAX_US = np.datetime64(TIMESTAMP_MAX, "us")
 _USER_RE = re.compile(_USER)
 _WATCH_RE = re.compile(r"GET /data/m/(?P<movie>[^/]*)/(?P<minute>[^/]*)\.mpg")
 _RATE_RE = re.compile(r"GET /rate/(?P<movie>[^=]*)=(?P<rating>.*)")
@@ -55,13 +64,13 @@ _REQUEST_RE = re.compile(
     r"recommendation request (?P<server>\S+), status (?P<status>\d{3}), "
     r"result: (?P<result>.*), (?P<latency>\d+) ms"
 )
-# Fast path of parse_batch: whole lines, bytes, one regex per kind.
-_FAST_WATCH = re.compile(rf"({_TS}),({_USER}),GET /data/m/({_SLUG})/(\d{{1,9}})\.mpg".encode())
-_FAST_RATE = re.compile(rf"({_TS}),({_USER}),GET /rate/({_SLUG})=(\d{{1,3}})".encode())
-# Both at once over newline-joined lines; the catch-all branch yields empty groups.
-_FAST_ANY = re.compile(
-    rf"^(?:{_FAST_WATCH.pattern.decode()}|{_FAST_RATE.pattern.decode()}|.*)$".encode(),
-    re.MULTILINE,
+# Fast path of parse_batch: one RE2 pattern (pyarrow) over the whole batch, watch and rate lines
+# as named groups; what parse_line strips (trailing CR and LF) is allowed at the end.
+_FAST_PATTERN = (
+    rf"^(?:(?P<w_ts>{_TS}),(?P<w_user>{_USER}),GET /data/m/(?P<w_movie>{_SLUG})/"
+    rf"(?P<w_value>\d{{1,9}})\.mpg"
+    rf"|(?P<r_ts>{_TS}),(?P<r_user>{_USER}),GET /rate/(?P<r_movie>{_SLUG})=(?P<r_value>\d{{1,3}}))"
+    r"[\r\n]*$"
 )
 
 
@@ -229,9 +238,15 @@ def _parse_timestamp(text: str) -> datetime:
             f"timestamp must be ISO 8601 like 2026-03-01T18:22:09[.113], got {_clip(text)!r}"
         )
     try:
-        return datetime.fromisoformat(text)
+        timestamp = datetime.fromisoformat(text)
     except ValueError as err:
         raise ValueError(f"timestamp must be a valid date and time, got {text!r} ({err})") from None
+    if not TIMESTAMP_MIN <= timestamp <= TIMESTAMP_MAX:
+        raise ValueError(
+            f"timestamp must be between {TIMESTAMP_MIN.isoformat()} and "
+            f"{TIMESTAMP_MAX.isoformat()} (the range of datetime64[ns]), got {text!r}"
+        )
+    return timestamp
 
 
 def _movie_id(text: str) -> str:
@@ -287,20 +302,21 @@ def parse_batch(
 
     Notes
     -----
-    Watch and rate lines are matched by one regex call over the whole batch and converted
-    column-wise;
-    only lines the fast regexes do not match (junk, requests) go through :func:`parse_line`,
-    which gives their reason.
+    Watch and rate lines are matched by one vectorised regex call over the whole batch
+    (pyarrow's ``extract_regex``, RE2) and converted column-wise; only lines the pattern does
+    not match (junk, requests) or whose values are out of range go through
+    :func:`parse_line`, which gives their reason.
     """
     low, high = check_rating_scale(rating_scale)
-    watch_rows, rate_rows, slow = _match_all(lines)
+    matched = pc.extract_regex(pa.array(lines, pa.binary()), pattern=_FAST_PATTERN)
+    slow = np.flatnonzero(matched.is_null().to_numpy(zero_copy_only=False)).tolist()
 
-    rates, bad_rates = _columns(rate_rows, "rating")
+    rates, bad_rates = _columns(matched, "r_", "rating")
     in_scale = (rates["rating"] >= low) & (rates["rating"] <= high)
     if not in_scale.all():
         bad_rates.extend(rates["index"][~in_scale].tolist())
         rates = {name: column[in_scale] for name, column in rates.items()}
-    watches, bad_watches = _columns(watch_rows, "minute")
+    watches, bad_watches = _columns(matched, "w_", "minute")
 
     requests: list[tuple[int, RecommendationRequest]] = []
     errors: list[tuple[int, str]] = []
@@ -316,72 +332,34 @@ def parse_batch(
     return ParsedBatch(rates=rates, watches=watches, requests=requests, errors=errors)
 
 
-def _match_all(lines: list[bytes]) -> tuple[list[tuple], list[tuple], list[int]]:
-    """Watch rows, rate rows (``(index, timestamp, user, movie, value)`` as bytes) and the
-    positions of the other lines.
+def _columns(
+    matched: pa.StructArray, prefix: str, value_name: str
+) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Typed columns of the lines whose ``prefix`` groups matched; lines whose timestamp is not
+    a real date or is out of range are returned apart (``2026-02-30`` and ``2300-01-01``
+    match the pattern)."""
+    stamps = pc.struct_field(matched, prefix + "ts")
+    index = np.flatnonzero(pc.binary_length(stamps).fill_null(0).to_numpy() > 0)
+    take = pa.array(index, pa.int64())
 
-    Lines without ``\\r`` or ``\\n`` inside are matched all at once, joined by newlines, by
-    one regex with a catch-all branch (one match per line); any other batch line by line.
-    """
-    joined = b"\n".join(lines)
-    if joined.count(b"\n") != len(lines) - 1 or b"\r" in joined:
-        return _match_each(lines)
-    matches = _FAST_ANY.findall(joined)
-    if len(matches) != len(lines):  # pragma: no cover - one match per line by construction
-        return _match_each(lines)
-    watch_rows: list[tuple] = []
-    rate_rows: list[tuple] = []
-    slow: list[int] = []
-    for index, groups in enumerate(matches):
-        if groups[0]:
-            watch_rows.append((index, *groups[:4]))
-        elif groups[4]:
-            rate_rows.append((index, *groups[4:]))
-        else:
-            slow.append(index)
-    return watch_rows, rate_rows, slow
+    def field(name: str, to: pa.DataType) -> pa.Array:
+        return pc.cast(pc.struct_field(matched, prefix + name).take(take), to)
 
-
-def _match_each(lines: list[bytes]) -> tuple[list[tuple], list[tuple], list[int]]:
-    watch_rows: list[tuple] = []
-    rate_rows: list[tuple] = []
-    slow: list[int] = []
-    rate_match, watch_match = _FAST_RATE.fullmatch, _FAST_WATCH.fullmatch
-    for index, raw in enumerate(lines):
-        raw = raw.rstrip(b"\r\n")
-        if match := watch_match(raw):
-            watch_rows.append((index, *match.groups()))
-        elif match := rate_match(raw):
-            rate_rows.append((index, *match.groups()))
-        else:
-            slow.append(index)
-    return watch_rows, rate_rows, slow
-
-
-def _columns(rows: list[tuple], value_name: str) -> tuple[dict[str, np.ndarray], list[int]]:
-    """Typed columns of fast-matched rows; rows whose timestamp is not a real date are returned
-    apart (``2026-02-30`` matches the regex but is no date)."""
-    if not rows:
-        empty = {
-            "index": np.empty(0, "int64"),
-            "timestamp": np.empty(0, "datetime64[ns]"),
-            "user_id": np.empty(0, "int64"),
-            "movie_id": np.empty(0, object),
-            value_name: np.empty(0, "int64"),
-        }
-        return empty, []
-    index, stamps, users, movies, values = zip(*rows, strict=True)
     try:
-        timestamp = np.array(stamps).astype("datetime64[ns]")
-        valid = np.ones(len(rows), bool)
-    except ValueError:
-        timestamp, valid = _timestamps_one_by_one(np.array([s.decode() for s in stamps]))
+        micros = field("ts", pa.string()).cast(pa.timestamp("us")).to_numpy()
+        valid = np.ones(len(index), bool)
+    except pa.ArrowInvalid:  # one is no date: find which
+        micros, valid = _timestamps_one_by_one(field("ts", pa.string()).to_pylist())
+    micros = micros.astype("datetime64[us]")
+    valid &= (micros >= _TS_MIN_US) & (micros <= _TS_MAX_US)
+    if not valid.all():
+        micros = np.where(valid, micros, _TS_MIN_US)
     columns = {
-        "index": np.array(index, "int64"),
-        "timestamp": timestamp,
-        "user_id": np.array(users).astype("int64"),
-        "movie_id": np.array([m.decode() for m in movies], object),
-        value_name: np.array(values).astype("int64"),
+        "index": index.astype("int64"),
+        "timestamp": micros.astype("datetime64[ns]"),
+        "user_id": field("user", pa.string()).cast(pa.int64()).to_numpy(),
+        "movie_id": np.asarray(field("movie", pa.string()).to_numpy(zero_copy_only=False), object),
+        value_name: field("value", pa.string()).cast(pa.int64()).to_numpy(),
     }
     if valid.all():
         return columns, []
@@ -389,12 +367,12 @@ def _columns(rows: list[tuple], value_name: str) -> tuple[dict[str, np.ndarray],
     return {name: column[valid] for name, column in columns.items()}, bad
 
 
-def _timestamps_one_by_one(stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = np.empty(len(stamps), "datetime64[ns]")
+def _timestamps_one_by_one(stamps: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    out = np.empty(len(stamps), "datetime64[us]")
     valid = np.ones(len(stamps), bool)
     for i, stamp in enumerate(stamps):
         try:
-            out[i] = np.datetime64(datetime.fromisoformat(stamp), "ns")
+            out[i] = np.datetime64(datetime.fromisoformat(stamp), "us")
         except ValueError:
             valid[i] = False
     return out, valid

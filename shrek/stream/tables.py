@@ -4,7 +4,10 @@ The ratings table keeps the latest rating per (user, movie) by event time (ties 
 and offset; the full history stays in ``parts/rates``), the watch log aggregates the watch
 events per (user, movie), and users and movies come from the metadata documents the collector
 fetched. Events whose user or movie the metadata API reports as unknown are left out of the
-tables; :func:`unknown_quarantine` lists them with that reason.
+tables; :func:`unknown_quarantine` lists them with that reason, :func:`quarantine` lists them
+with the lines rejected on arrival and :func:`report_counters` counts them as quarantined.
+
+Everything here only reads the folder: it works on a store opened ``read_only``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,65 @@ from shrek.stream.events import RateEvent, WatchEvent, format_event
 from shrek.stream.store import CollectorStore
 
 UnknownIds = tuple[set[int], set[str]]
+
+
+def unknown_ids(store: CollectorStore) -> UnknownIds:
+    """User ids and movie ids the metadata API reported as unknown, as recorded in ``store``."""
+    unknown = [key for key, (status, _) in store.metadata().items() if status == "unknown"]
+    users = {int(i) for kind, i in unknown if kind == "user"}
+    movies = {i for kind, i in unknown if kind == "movie"}
+    return users, movies
+
+
+def report_counters(store: CollectorStore, unknown: UnknownIds) -> dict[str, int]:
+    """The counters as reported: every line consumed counted once, in agreement with
+    :func:`quarantine` (``quarantined + duplicates`` is its length).
+
+    Returns
+    -------
+    dict
+        ``accepted``: events stored on arrival less those whose user or movie is now known to
+        be unknown; ``quarantined``: lines rejected on arrival plus those events;
+        ``duplicates``: exact duplicates dropped.
+
+    Notes
+    -----
+    The store counts lines on arrival, when the metadata API may not have answered yet; an
+    event moves from accepted to quarantined once the API reports its user or movie unknown.
+    Recommendation requests are never set apart (they are not part of the dataset).
+    """
+    counters = store.counters()
+    late = count_unknown(store, unknown)
+    return {
+        "accepted": counters["accepted"] - late,
+        "quarantined": counters["quarantined"] + late,
+        "duplicates": counters["duplicates"],
+    }
+
+
+def count_unknown(store: CollectorStore, unknown: UnknownIds) -> int:
+    """How many stored rate and watch events have an unknown user or movie."""
+    if not unknown[0] and not unknown[1]:
+        return 0
+    total = 0
+    for name in ("rates", "watches"):
+        events = store.read_events(name, columns=["user_id", "movie_id"])
+        if events is not None:
+            total += int(unknown_mask(events, unknown).sum())
+    return total
+
+
+def quarantine(store: CollectorStore, unknown: UnknownIds) -> pd.DataFrame:
+    """Every line set apart, by partition and offset: partition, offset, reason, text, raw.
+
+    The lines rejected on arrival (duplicates included) and the events whose user or movie is
+    unknown (:func:`unknown_quarantine`).
+    """
+    frame = store.read_quarantine()
+    late = unknown_quarantine(store, unknown)
+    if not late.empty:
+        frame = pd.concat([frame, late], ignore_index=True)
+    return frame.sort_values(["partition", "offset"], ignore_index=True)
 
 
 def rating_history(store: CollectorStore) -> pd.DataFrame:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import sqlite3
+import subprocess
+import sys
 
 import pytest
 from synthetic import synthetic_tables
@@ -60,3 +64,48 @@ def metadata_server(small_dataset):
 def dataset_factory():
     """:func:`make_dataset`, for tests that need their own synthetic dataset."""
     return make_dataset
+
+
+@pytest.fixture(scope="session")
+def collect_command(kafka_settings):
+    """Start ``shrek collect`` on a topic as a real process (in its own process group) and
+    return the :class:`subprocess.Popen`."""
+
+    def start(topic: str, folder, *options: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "SHREK_KAFKA_SESSION_TIMEOUT_MS": "2000",
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
+        command = [
+            sys.executable, "-c", "from shrek.stream.cli import stream_commands; stream_commands()",
+            "collect", "--bootstrap-servers", kafka_settings.bootstrap_servers,
+            "--topic", topic, "--out", str(folder), "--no-progress", *options,
+        ]  # fmt: skip
+        return subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    return start
+
+
+def committed_batches(folder) -> int:
+    """Batches a collector folder has committed, read without disturbing its collector."""
+    path = folder / "state.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
+    except sqlite3.OperationalError:  # created but no table yet
+        return 0
+
+
+@pytest.fixture(scope="session")
+def batches_of():
+    """:func:`committed_batches`."""
+    return committed_batches

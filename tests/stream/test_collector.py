@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import threading
+import time
+import warnings
 
 import pandas as pd
 import pytest
@@ -112,10 +116,15 @@ def test_junk_is_quarantined_with_its_reason_and_good_lines_are_kept(
     for line, reason in zip(junk, expected_reasons, strict=True):
         assert reasons[line].startswith(reason) or reason in reasons[line], (line, reasons[line])
     assert stats.duplicates == 2
-    # The two lines with unknown ids are accepted on arrival and set apart once the
-    # metadata API has answered 404: quarantined by to_dataset(), not by the counters.
-    assert stats.accepted == len(good) + 2
-    assert stats.quarantined == len(junk) - 2 - 2
+    # The two lines with unknown ids are stored on arrival and set apart once the metadata
+    # API has answered 404; from then on the counters agree with the quarantine listing.
+    assert stats.accepted == len(good)
+    assert stats.quarantined == len(junk) - 2
+    assert stats.quarantined + stats.duplicates == len(quarantine)
+    assert stats.lag == 0
+    assert dataset.version.source["counters"] == {
+        "accepted": len(good), "quarantined": len(junk) - 2, "duplicates": 2, "lag": 0
+    }  # fmt: skip
 
     ratings = dataset.ratings.set_index(["user_id", "movie_id"])["rating"].to_dict()
     assert ratings == {
@@ -183,33 +192,87 @@ def test_dead_letter_topic_receives_quarantined_lines(kafka_settings, topic, tmp
     assert dict(records[0].headers)["reason"].startswith(b"line must have at least 3")
 
 
-def test_metadata_api_down_part_way_loses_nothing(kafka_settings, topic, dataset_factory, tmp_path):
+def _store_state(folder) -> tuple[int, int]:
+    """(events accepted on arrival, metadata entries pending) of a collector folder, read
+    without disturbing the collector."""
+    path = folder / "state.sqlite"
+    if not path.exists():
+        return 0, 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            accepted = db.execute("SELECT value FROM counters WHERE name = 'accepted'").fetchone()
+            pending = db.execute("SELECT COUNT(*) FROM metadata WHERE status = 'pending'")
+            return (accepted[0] if accepted else 0), pending.fetchone()[0]
+    except sqlite3.OperationalError:  # created but no table yet
+        return 0, 0
+
+
+def test_metadata_api_down_during_a_run_loses_nothing(
+    kafka_settings, topic, dataset_factory, tmp_path
+):
+    """Issue 3: the metadata API stops while the collector consumes and comes back on the same
+    port; no event is lost and all metadata is there at the end."""
     source = dataset_factory(n_users=20, n_movies=10, n_ratings=120, seed=4)
     lines, keys, _, _ = history_lines(source, watch_model=WatchModel(0.2, 10, seed=2))
-    first = [i for i, line in enumerate(lines) if int(line.split(b",")[1]) <= 10]
-    second = [i for i in range(len(lines)) if i not in set(first)]
+    user = [int(line.split(b",")[1]) for line in lines]
+    before = [line for line, u in zip(lines, user, strict=True) if u <= 10]
+    during = [line for line, u in zip(lines, user, strict=True) if u > 10]
+    during, after = during[: len(during) * 3 // 4], during[len(during) * 3 // 4 :]
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    seen: dict[str, tuple[int, int]] = {}
+    failures: list[BaseException] = []
+    servers: list[MetadataServer] = []
+
+    def wait_for(accepted: int, pending: bool = False) -> tuple[int, int]:
+        deadline = time.monotonic() + 60
+        while True:
+            state = _store_state(tmp_path)
+            if state[0] >= accepted and (state[1] > 0 or not pending):
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"collector stuck at {state}, waiting for {accepted}")
+            time.sleep(0.02)
+
+    def outage(collector: Collector) -> None:
+        try:
+            servers.append(MetadataServer(source, port=port).start())
+            produce_lines(kafka_settings, topic, before)
+            wait_for(len(before))
+            servers[-1].stop()
+            produce_lines(kafka_settings, topic, during)
+            seen["down"] = wait_for(len(before) + len(during), pending=True)
+            servers.append(MetadataServer(source, port=port).start())
+            produce_lines(kafka_settings, topic, after)
+            seen["end"] = wait_for(len(lines))
+        except BaseException as err:  # noqa: BLE001 - re-raised by the test
+            failures.append(err)
+        finally:
+            collector.request_stop()
 
     with Collector(
         tmp_path,
         settings=kafka_settings,
         topic=topic,
-        metadata_url=url,
-        batch_size=50,
+        metadata_url=f"http://127.0.0.1:{port}",
+        batch_size=20,
         metadata_timeout=0.2,
+        assign=True,
     ) as collector:
-        with MetadataServer(source, port=port):
-            produce_lines(kafka_settings, topic, [lines[i] for i in first])
-            collector.run(stop_at_end=True, until_idle_seconds=None)
-        produce_lines(kafka_settings, topic, [lines[i] for i in second])  # API is down
-        stats = collector.run(stop_at_end=True, until_idle_seconds=None)
-        assert stats.pending_metadata > 0
-        assert stats.accepted == len(lines)
-        with pytest.warns(MetadataPendingWarning, match="still have no metadata"):
-            collector.to_dataset(wait_for_metadata_seconds=0)
-        with MetadataServer(source, port=port):
-            dataset = collector.to_dataset(wait_for_metadata_seconds=5)
+        thread = threading.Thread(target=outage, args=(collector,))
+        thread.start()
+        stats = collector.run(until_idle_seconds=None, max_seconds=120)
+        thread.join()
+        try:
+            assert not failures, failures
+            assert seen["down"][1] > 0  # ids first seen during the outage were left pending
+            assert stats.accepted == len(lines)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", MetadataPendingWarning)
+                dataset = collector.to_dataset(wait_for_metadata_seconds=10)
+            assert collector.stats().pending_metadata == 0
+        finally:
+            for server in servers:
+                server.stop()
 
     keys = ["user_id", "movie_id"]
     pd.testing.assert_frame_equal(
@@ -217,6 +280,20 @@ def test_metadata_api_down_part_way_loses_nothing(kafka_settings, topic, dataset
     )
     pd.testing.assert_frame_equal(dataset.users, source.users)
     pd.testing.assert_frame_equal(dataset.movies, sort_frame(source.movies, ["movie_id"]))
+
+
+def test_metadata_pending_warning_names_the_api(kafka_settings, topic, small_dataset, tmp_path):
+    lines, keys, _, _ = history_lines(small_dataset, watch_model=WatchModel(0.0))
+    produce_lines(kafka_settings, topic, lines[:30], keys=keys[:30])
+    url = f"http://127.0.0.1:{free_port()}"
+    with Collector(
+        tmp_path, settings=kafka_settings, topic=topic, metadata_url=url, metadata_timeout=0.2
+    ) as collector:
+        stats = collector.run(stop_at_end=True, until_idle_seconds=None)
+        assert stats.accepted == 30 and stats.pending_metadata > 0
+        with pytest.warns(MetadataPendingWarning, match=f"the API at {url} did not answer"):
+            dataset = collector.to_dataset(wait_for_metadata_seconds=0)
+    assert len(dataset.ratings) == 30 and dataset.users.empty
 
 
 def test_request_lines_keep_their_variant_and_model_version(kafka_settings, topic, tmp_path):
@@ -269,3 +346,18 @@ def test_writer_process_killed_loses_nothing(kafka_settings, topic, small_datase
         assert collector.stats().accepted == len(lines)
         assert collector.stats().duplicates == 0
     assert len(ratings) == len(small_dataset.ratings)
+
+
+def test_stop_at_end_reads_the_end_offsets_afresh_on_every_run(kafka_settings, topic, tmp_path):
+    """Regression: stop_at_end took the high watermarks 0.6 s after the start, which could
+    still be those of the last fetch of the previous run (requested before the new lines)."""
+    lines = [f"2023-11-15T10:00:{i % 60:02d},{i + 1},GET /rate/movie+0+1990=3" for i in range(60)]
+    with Collector(tmp_path, settings=kafka_settings, topic=topic, assign=True) as collector:
+        produce_lines(kafka_settings, topic, lines[:30])
+        first = collector.run(stop_at_end=True, until_idle_seconds=None)
+        time.sleep(1.0)  # the first run's last fetch is answered with the old end meanwhile
+        produce_lines(kafka_settings, topic, lines[30:])
+        second = collector.run(stop_at_end=True, until_idle_seconds=None)
+        empty = collector.run(stop_at_end=True, until_idle_seconds=None)  # at the end already
+    assert (first.accepted, second.accepted, empty.accepted) == (30, 60, 60)
+    assert second.lag == empty.lag == 0

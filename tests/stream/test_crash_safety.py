@@ -3,78 +3,77 @@ tables equal those of an uninterrupted run."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
 import pandas as pd
 
 from shrek.stream.collector import Collector
-from shrek.stream.replay import WatchModel, replay
-
-COLLECT = "from shrek.stream.cli import stream_commands; stream_commands()"
+from shrek.stream.replay import WatchModel, history_lines, produce_lines
 
 
-def _batches(folder) -> int:
-    path = folder / "state.sqlite"
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            return db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
-    except sqlite3.OperationalError:  # created but no table yet
-        return 0
+class PacedReplay(threading.Thread):
+    """Produce ``lines`` at ``rate`` per second until :meth:`release`, then as fast as
+    possible; the last ``held`` lines wait for the release, so that the replay is still
+    running whenever the test needs it to, however slow the machine."""
 
+    def __init__(self, settings, topic, lines, keys, *, rate: float, held: int) -> None:
+        super().__init__(name="paced-replay")
+        self.settings, self.topic, self.lines, self.keys = settings, topic, lines, keys
+        self.rate, self.gate_at = rate, len(lines) - held
+        self.produced = 0
+        self._released = threading.Event()
 
-def _start_collector(kafka_settings, topic, folder, metadata_url) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "SHREK_KAFKA_SESSION_TIMEOUT_MS": "2000",
-        "PYTHONPATH": os.pathsep.join(sys.path),
-    }
-    command = [
-        sys.executable, "-c", COLLECT, "collect",
-        "--bootstrap-servers", kafka_settings.bootstrap_servers,
-        "--topic", topic, "--out", str(folder), "--group-id", "crash",
-        "--metadata-url", metadata_url, "--batch-size", "20", "--until-idle", "0",
-        "--no-progress",
-    ]  # fmt: skip
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    def release(self) -> None:
+        self._released.set()
+
+    def _paced(self):
+        started = time.monotonic()
+        for i, line in enumerate(self.lines):
+            if i == self.gate_at:
+                self._released.wait(timeout=120)
+            if not self._released.is_set():
+                time.sleep(max(0.0, started + i / self.rate - time.monotonic()))
+            self.produced = i
+            yield line
+
+    def run(self) -> None:
+        produce_lines(self.settings, self.topic, self._paced(), keys=self.keys)
+        self.produced = len(self.lines)
 
 
 def test_kill_9_three_times_loses_and_duplicates_nothing(
-    kafka_settings, topic, metadata_server, small_dataset, tmp_path
+    kafka_settings, topic, metadata_server, small_dataset, collect_command, batches_of, tmp_path
 ):
     rng = random.Random(20260301)
     model = WatchModel(watch_fraction=0.4, runtime_minutes=15, seed=3)
-    producer = threading.Thread(
-        target=replay,
-        args=(small_dataset, topic),
-        kwargs={"settings": kafka_settings, "watch_model": model, "rate": 400.0,
-                "show_progress": False},
-    )  # fmt: skip
-    producer.start()
+    lines, keys, _, _ = history_lines(small_dataset, watch_model=model)
+    replay = PacedReplay(kafka_settings, topic, lines, keys, rate=30.0, held=len(lines) // 10)
+    replay.start()
 
     crashed = tmp_path / "crashed"
     kills = []
-    for _ in range(3):
-        process = _start_collector(kafka_settings, topic, crashed, metadata_server.url)
-        target = _batches(crashed) + rng.randint(1, 6)
-        deadline = time.monotonic() + 60
-        while _batches(crashed) < target and process.poll() is None:
-            assert time.monotonic() < deadline, "the collector made no progress"
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0, 0.05))
-        assert process.poll() is None, process.stderr.read().decode()
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        kills.append(_batches(crashed))
-    producer.join()
+    try:
+        for _ in range(3):
+            process = collect_command(
+                topic, crashed, "--group-id", "crash", "--metadata-url", metadata_server.url,
+                "--batch-size", "20", "--until-idle", "0",
+            )  # fmt: skip
+            target = batches_of(crashed) + rng.randint(1, 6)
+            deadline = time.monotonic() + 60
+            while batches_of(crashed) < target and process.poll() is None:
+                assert time.monotonic() < deadline, "the collector made no progress"
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.05))
+            assert process.poll() is None, process.stderr.read().decode()
+            assert replay.is_alive() and replay.produced < len(lines)  # the replay runs on
+            process.kill()
+            process.wait()
+            kills.append((batches_of(crashed), replay.produced))
+    finally:
+        replay.release()
+        replay.join()
 
     with Collector(crashed, settings=kafka_settings, topic=topic, group_id="crash",
                    metadata_url=metadata_server.url) as collector:  # fmt: skip
@@ -87,11 +86,17 @@ def test_kill_9_three_times_loses_and_duplicates_nothing(
         uninterrupted = collector.to_dataset()
         clean_stats = collector.stats()
 
-    assert kills == sorted(kills) and kills[0] > 0
+    batches = [b for b, _ in kills]
+    assert batches == sorted(batches) and batches[0] > 0
+    assert all(produced < len(lines) for _, produced in kills)
     assert crashed_stats.duplicates == clean_stats.duplicates == 0
-    assert crashed_stats.accepted == clean_stats.accepted
+    assert crashed_stats.accepted == clean_stats.accepted == len(lines)
     for name in ("ratings", "users", "movies", "watch_log"):
         pd.testing.assert_frame_equal(getattr(after_crashes, name), getattr(uninterrupted, name))
     assert after_crashes.version.hash == uninterrupted.version.hash
     assert after_crashes.version.source["offsets"] == uninterrupted.version.source["offsets"]
-    assert len(uninterrupted.ratings) == len(small_dataset.ratings)
+    keys = ["user_id", "movie_id"]
+    pd.testing.assert_frame_equal(
+        uninterrupted.ratings.sort_values(keys, ignore_index=True),
+        small_dataset.ratings.sort_values(keys, ignore_index=True),
+    )

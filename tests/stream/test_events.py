@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+import numpy as np
 import pytest
 
 from shrek.stream.events import (
@@ -105,6 +106,11 @@ def test_parse_and_format_are_inverse_on_random_events():
         ),
         (b"2026-03-01 18:22:09,4711,GET /rate/heat+1995=4", "timestamp must be ISO 8601"),
         (b"2026-02-30T18:22:09,4711,GET /rate/heat+1995=4", "timestamp must be a valid date"),
+        (
+            b"2300-01-01T00:00:00,4711,GET /rate/heat+1995=4",
+            "timestamp must be between 1678-01-01T00:00:00 and 2261-12-31T23:59:59.999999 (the "
+            "range of datetime64[ns]), got '2300-01-01T00:00:00'",
+        ),
         (b"2026-03-01T18:22:09,0,GET /rate/heat+1995=4", "user id must be a positive integer"),
         (
             b"2026-03-01T18:22:09,4711,GET /rate/Heat (1995)=4",
@@ -158,6 +164,8 @@ def test_parse_batch_agrees_with_parse_line(line_breaks):
         b"2026-02-30T00:00:00,1,GET /rate/a=3",
         b"2026-03-01T00:00:00,1,GET /rate/a=6",
         b"2026-03-01T00:00:00,1,GET /data/m/a/-1.mpg",
+        b"2300-01-01T00:00:00,1,GET /rate/a=3",
+        b"1677-09-21T00:12:43,1,GET /data/m/a/3.mpg",
         b"\xff\xfe",
         *line_breaks,
     ]
@@ -182,3 +190,25 @@ def test_parse_batch_agrees_with_parse_line(line_breaks):
     assert dict(batch.requests) == {
         i: v for i, v in parsed.items() if isinstance(v, RecommendationRequest)
     }
+
+
+@pytest.mark.parametrize("line_break", [b"", b"\r\n"])  # whole-batch and line-by-line paths
+def test_parse_batch_quarantines_timestamps_outside_datetime64_ns(line_break):
+    """Regression: the fast path cast 2300-01-01 to datetime64[ns] as 1715-06-13."""
+    lines = [
+        b"2300-01-01T00:00:00,1,GET /rate/a=3" + line_break,
+        b"1500-06-01T00:00:00,1,GET /data/m/a/3.mpg",
+        b"2261-12-31T23:59:59.999999,1,GET /rate/a=4",  # the last instant accepted
+        b"1678-01-01T00:00:00,1,GET /data/m/a/0.mpg",  # the first
+        b"2262-01-01T00:00:00,2,recommendation request h:1, status 200, result: a, 3 ms",
+    ]
+    batch = parse_batch(lines)
+    rule = "timestamp must be between 1678-01-01T00:00:00 and 2261-12-31T23:59:59.999999"
+    assert dict(batch.errors) == {
+        0: f"{rule} (the range of datetime64[ns]), got '2300-01-01T00:00:00'",
+        1: f"{rule} (the range of datetime64[ns]), got '1500-06-01T00:00:00'",
+        4: f"{rule} (the range of datetime64[ns]), got '2262-01-01T00:00:00'",
+    }
+    last, first = np.datetime64("2261-12-31T23:59:59.999999"), np.datetime64("1678-01-01T00:00:00")
+    assert batch.rates["timestamp"].astype("datetime64[us]").tolist() == [last.item()]
+    assert batch.watches["timestamp"].astype("datetime64[us]").tolist() == [first.item()]
