@@ -27,8 +27,18 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The canary bento (ALS stable, LightFM candidate) of the latest export; the ALS bento alone
+# when the store has no LightFM model (not exported, or blocked by the fairness gate).
 serve: $(STAMP)
-	$(VENV)/bin/bentoml serve bentos.canary.service:ShrekCanary --host 127.0.0.1 --port 3000
+	@candidate=$${SHREK_CANDIDATE_MODEL:-shrek-lightfm:latest}; \
+	if $(VENV)/bin/bentoml models get "$$candidate" >/dev/null 2>&1; then \
+		target=bentos.canary.service:ShrekCanary; \
+	else \
+		echo "make serve: $$candidate is not in the model store (not exported, or blocked by" \
+			"the fairness gate): serving the ALS bento alone, without a canary" >&2; \
+		target=bentos.als.service:ShrekALS; \
+	fi; \
+	exec $(VENV)/bin/bentoml serve $$target --host 127.0.0.1 --port 3000
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

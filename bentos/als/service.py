@@ -8,13 +8,8 @@ from __future__ import annotations
 
 import bentoml
 
-from shrek.serve.service import (
-    SERVICE_CONFIG,
-    RecommendationService,
-    finish_service,
-    make_http_app,
-    model_ref,
-)
+from shrek.serve.http import finish_service, make_http_app
+from shrek.serve.service import SERVICE_CONFIG, RecommendationService, model_ref
 
 
 @bentoml.service(name="shrek-als", **SERVICE_CONFIG)

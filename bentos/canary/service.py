@@ -3,21 +3,18 @@
 Stable is ``shrek-als:latest`` and candidate ``shrek-lightfm:latest`` unless
 ``SHREK_STABLE_MODEL`` / ``SHREK_CANDIDATE_MODEL`` name other versions when the bento is built
 (or served from source). The share comes from ``$SHREK_CANARY_CONFIG`` (watched) or the admin
-endpoint. Serve with ``bentoml serve bentos.canary.service:ShrekCanary`` from the repository
-root; build with ``bentoml build -f bentos/canary/bentofile.yaml .``.
+endpoint; without that variable the workers of one ``bentoml serve`` share a split file of their
+own, so an admin call reaches all of them. Serve with
+``bentoml serve bentos.canary.service:ShrekCanary`` from the repository root; build with
+``bentoml build -f bentos/canary/bentofile.yaml .``.
 """
 
 from __future__ import annotations
 
 import bentoml
 
-from shrek.serve.service import (
-    SERVICE_CONFIG,
-    RecommendationService,
-    finish_service,
-    make_http_app,
-    model_ref,
-)
+from shrek.serve.http import finish_service, make_http_app
+from shrek.serve.service import SERVICE_CONFIG, RecommendationService, model_ref
 
 
 @bentoml.service(name="shrek-canary", **SERVICE_CONFIG)

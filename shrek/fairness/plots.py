@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from shrek.fairness._validation import require_choice
 from shrek.fairness.groups import FEATURES
@@ -69,14 +71,23 @@ def plot_groups(
         _draw_panel(ax, many, feature, metric, groups)
     for ax in axes[len(metrics) :]:
         ax.set_visible(False)
-    if len(many) > 1:
-        figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
+    if len(many) > 1:  # plain patches: a bar of a small group is hatched, the model is not
+        handles = [Patch(facecolor=f"C{i}", label=name) for i, name in enumerate(many)]
+        figure.legend(handles=handles, loc="outside right upper")
     title = f"{', '.join(many)}: group means by {feature} with bootstrap intervals"
     figure.suptitle(title, fontsize="medium")
     return figure
 
 
-def _draw_panel(ax, reports: dict[str, FairnessReport], feature, metric, groups) -> None:
+def _draw_panel(
+    ax: Axes,
+    reports: dict[str, FairnessReport],
+    feature: str,
+    metric: str,
+    groups: list[str],
+) -> None:
+    """One outcome's panel: a bar per group and model, the interval as error bar, small
+    groups hatched and labelled with their size."""
     bar = 0.8 / len(reports)
     positions = np.arange(len(groups))
     sizes: dict[str, int] = {}
@@ -97,6 +108,7 @@ def _draw_panel(ax, reports: dict[str, FairnessReport], feature, metric, groups)
             bar,
             yerr=np.nan_to_num(errors),
             capsize=2,
+            color=f"C{i}",
             label=name,
         )
         for patch, small in zip(bars, rows["small"].fillna(False), strict=True):

@@ -8,6 +8,9 @@ stable to candidate, never back. A new salt draws a new sample of users.
 The share and salt live in a small YAML file (``share: 0.1`` / ``salt: shrek``) that the router
 re-reads when it changes (checked at most once per ``poll_seconds``), so an operator, a
 Kubernetes ConfigMap or the service's admin endpoint can change the split without a restart.
+Without a file of its own (``$SHREK_CANARY_CONFIG``) a service uses
+:func:`default_split_path`, one file shared by the workers of one ``bentoml serve``, so an admin
+call that one worker answers reaches the others at their next poll.
 """
 
 from __future__ import annotations
@@ -23,9 +26,40 @@ from pathlib import Path
 
 import yaml
 
+from shrek.errors import ShrekError
+
 logger = logging.getLogger(__name__)
 
 VARIANTS: tuple[str, ...] = ("stable", "candidate")
+
+
+class SplitFileError(ShrekError):
+    """The canary split file cannot be written (e.g. a read-only Kubernetes ConfigMap)."""
+
+
+def default_split_path() -> Path:
+    """The split file shared by the workers of the ``bentoml serve`` that runs this process.
+
+    BentoML's workers are children of one ``bentoml serve`` process: the file is named after
+    that parent's pid and start time, in the temporary directory, so the workers of one serve
+    share it and a later serve (even with a reused pid) starts from the configured default.
+
+    Returns
+    -------
+    Path
+        ``<tmp>/shrek-serve-<ppid>-<start>/canary.yaml``; neither the folder nor the file exists
+        until the split is first changed.
+
+    Notes
+    -----
+    The folder is not removed when the service stops (no worker knows it is the last one); it
+    holds one small file and lives in the temporary directory.
+    """
+    import psutil  # BentoML's dependency: a bento always has it
+
+    parent = psutil.Process(os.getppid())
+    started = int(parent.create_time() * 1000)
+    return Path(tempfile.gettempdir()) / f"shrek-serve-{parent.pid}-{started}" / "canary.yaml"
 
 
 def bucket(user_id: int, salt: str) -> float:
@@ -50,11 +84,17 @@ class CanaryConfig:
     salt: str = "shrek"
 
     def __post_init__(self) -> None:
-        share = self.share
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        share, salt = self.share, self.salt
+        if isinstance(share, bool) or not isinstance(share, int | float):
+            raise TypeError(f"share must be a number 0–1, got {share!r} ({type(share).__name__})")
+        if not 0 <= share <= 1:
             raise ValueError(f"share must be a number 0–1, got {share!r}")
-        if not isinstance(self.salt, str) or not self.salt:
-            raise ValueError(f"salt must be a non-empty string, got {self.salt!r}")
+        if not isinstance(salt, str):
+            raise TypeError(
+                f"salt must be a non-empty string, got {salt!r} ({type(salt).__name__})"
+            )
+        if not salt:
+            raise ValueError(f"salt must be a non-empty string, got {salt!r}")
         object.__setattr__(self, "share", float(share))
 
     def variant(self, user_id: int) -> str:
@@ -87,14 +127,24 @@ def read_canary_config(path: str | Path) -> CanaryConfig:
 
 
 def write_canary_config(path: str | Path, config: CanaryConfig) -> Path:
-    """Write ``config`` to ``path`` atomically (a reader never sees half a file)."""
+    """Write ``config`` to ``path`` atomically (a reader never sees half a file).
+
+    Raises
+    ------
+    OSError
+        If the folder or the file cannot be written; no temporary file is left behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "# Canary traffic split (shrek serve-config); read by the running service.\n"
     text += yaml.safe_dump(config.to_dict(), sort_keys=False)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as file:
         file.write(text)
-    os.replace(file.name, path)
+    try:
+        os.replace(file.name, path)
+    except OSError:
+        Path(file.name).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -151,6 +201,11 @@ class CanaryRouter:
                 stat = self.path.stat()
             except FileNotFoundError:
                 return self._config
+            except OSError as err:
+                if self._stamp != (-1, -1):
+                    logger.warning("ignoring canary config %s: %s", self.path, err)
+                self._stamp = (-1, -1)
+                return self._config
             stamp = (stat.st_mtime_ns, stat.st_size)
             if stamp == self._stamp and not force:
                 return self._config
@@ -166,12 +221,29 @@ class CanaryRouter:
             return config
 
     def update(self, *, share: float | None = None, salt: str | None = None) -> CanaryConfig:
-        """Change the split now; written to the watched file so every worker follows."""
+        """Change the split now; written to the watched file so every worker follows.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a share or salt :class:`CanaryConfig` does not accept.
+        SplitFileError
+            If the watched file cannot be written (a read-only Kubernetes ConfigMap, say); the
+            split is left as it was.
+        """
         changes = {k: v for k, v in (("share", share), ("salt", salt)) if v is not None}
-        config = replace(self._config, **changes)
+        current = self.refresh(force=True)  # another worker may have changed the file just now
+        config = replace(current, **changes)
         with self._lock:
             if self.path is not None:
-                write_canary_config(self.path, config)
+                try:
+                    write_canary_config(self.path, config)
+                except OSError as err:
+                    raise SplitFileError(
+                        f"cannot write the canary split file {self.path}: "
+                        f"{err.strerror or err}; the split stays {self._config.to_dict()}. "
+                        "Change the file itself (on Kubernetes: the ConfigMap mounted there)"
+                    ) from err
                 stat = self.path.stat()
                 self._stamp = (stat.st_mtime_ns, stat.st_size)
             self._config = config

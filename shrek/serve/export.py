@@ -9,7 +9,8 @@ default ``~/bentoml``). Its folder holds::
     provenance.json     the same document as the entry's metadata
 
 Labels (short strings, for ``bentoml models list``) name the run, model, data version, code
-version, fairness verdict and training data; the metadata holds everything: parameters,
+version, fairness verdict, the fit that verdict is of (``fairness_of``) and training data; the
+metadata holds everything: parameters,
 training time, the data version with its source (Kafka offsets when collected from the
 stream), offline metrics per evaluated split, the fairness report and the code version.
 """
@@ -65,7 +66,8 @@ def fairness_decision(run_dir: str | Path, model: str, *, force: bool = False) -
     -------
     dict
         ``verdict`` (PASS/FAIL/INCONCLUSIVE, or "missing"), ``eligible``, ``gate_mode``,
-        ``overridden`` (True when ``force`` let an ineligible model through) and ``report``
+        ``overridden`` (True when ``force`` let an ineligible model through), ``audited_fit``
+        (the run's model folder the audit scored, like ``als_temporal``, or None) and ``report``
         (the model's full fairness report, or None).
 
     Raises
@@ -80,8 +82,15 @@ def fairness_decision(run_dir: str | Path, model: str, *, force: bool = False) -
                 f"{path} does not exist: run notebook 06_fairness on this run first, or pass "
                 "--force to export without a fairness gate (recorded in the model's labels)"
             )
-        return {"verdict": "missing", "eligible": False, "gate_mode": None, "overridden": True}
+        return {
+            "verdict": "missing",
+            "eligible": False,
+            "gate_mode": None,
+            "overridden": True,
+            "audited_fit": None,
+        }
     summary = json.loads(path.read_text())
+    split = summary.get("split")
     eligible = bool(summary.get("eligible", {}).get(model, False))
     verdict = summary.get("verdicts", {}).get(model, "missing")
     if not eligible and not force:
@@ -94,6 +103,7 @@ def fairness_decision(run_dir: str | Path, model: str, *, force: bool = False) -
         "eligible": eligible,
         "gate_mode": summary.get("gate_mode"),
         "overridden": not eligible,
+        "audited_fit": f"{model}_{split}" if split else None,
         "report": summary.get("models", {}).get(model),
     }
 
@@ -139,7 +149,10 @@ def export_run(
     Notes
     -----
     The offline metrics in the metadata are those of the evaluated splits; a model refitted on
-    all ratings has no held-out score of its own.
+    all ratings has no held-out score of its own. Likewise the fairness verdict is that of the
+    fit the audit scored (label ``fairness_of``, e.g. ``als_temporal``: the same parameters
+    fitted on the temporal split's training part): a refit on all ratings is not audited itself,
+    and ``fairness_gate.verdict_is_of_this_fit`` in the metadata says so.
     """
     run_dir = Path(run_dir)
     for model in models:
@@ -195,8 +208,11 @@ def _export_one(
         "data_version": dataset.version.hash,
         "code_version": shrek.code_version(),
         "fairness": "overridden" if fairness["overridden"] else str(fairness["verdict"]),
+        "fairness_of": fairness["audited_fit"] or "none",
         "training_data": training_data,
     }
+    audited = fairness["audited_fit"]
+    fairness = {**fairness, "verdict_is_of_this_fit": audited == f"{model}_{training_data}"}
     metadata = {
         **labels,
         "shrek_version": shrek.__version__,
@@ -222,7 +238,13 @@ def _export_one(
         dataset.users.to_parquet(folder / USERS_FILE, index=False)
         provenance = {"model_version": str(stored.tag), **metadata}
         (folder / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2))
-    logger.info("exported %s as %s (fairness %s)", model, stored.tag, labels["fairness"])
+    logger.info(
+        "exported %s as %s (fairness %s, of %s)",
+        model,
+        stored.tag,
+        labels["fairness"],
+        labels["fairness_of"],
+    )
     return ExportedModel(tag=str(stored.tag), model=model, labels=labels, metadata=metadata)
 
 
@@ -256,6 +278,21 @@ def _fitted(
     fit_seconds = time.perf_counter() - started
     popularity = PopularityRecommender().fit(interactions)
     return recommender, popularity, fit_seconds
+
+
+def exported_table(exported: Sequence[ExportedModel]) -> Any:
+    """The exported models as a table, for notebooks and reports.
+
+    Returns
+    -------
+    pandas.DataFrame, shape [n_models, n_labels]
+        Indexed by ``tag`` (the model version); one column per label (``run_id``, ``model``,
+        ``data_version``, ``code_version``, ``fairness``, ``fairness_of``, ``training_data``).
+    """
+    import pandas as pd
+
+    rows = [{"tag": item.tag, **item.labels} for item in exported]
+    return pd.DataFrame(rows).set_index("tag")
 
 
 def _jsonable(value: Any) -> Any:

@@ -24,14 +24,15 @@ logger = logging.getLogger(__name__)
 
 N_RECOMMENDATIONS = 20
 MAX_N = 100
-_USER_ID_RE = re.compile(r"[1-9]\d{0,17}")
+# ASCII digits only: `\d` alone also matches other scripts' digits, which int() accepts ("1٢٣").
+_USER_ID_RE = re.compile(r"[1-9][0-9]{0,17}")
 COLD_START_KINDS: tuple[str, ...] = ("none", "popularity", "metadata")
 
 UserLookup = Callable[[int], dict[str, Any] | None]
 
 
 def parse_user_id(text: Any) -> int:
-    """The user id in a request: a positive integer of at most 18 digits.
+    """The user id in a request: a positive integer of at most 18 ASCII digits.
 
     Raises
     ------
@@ -157,6 +158,16 @@ class ServedModel:
                 frame = self.recommender.recommend_new_users(features, N=N)
                 return _answer(user_id, frame, "metadata")
         return _answer(user_id, self._popular.head(N), "popularity")
+
+    def may_block(self, user_id: int) -> bool:
+        """Whether :meth:`recommend` may wait on I/O for ``user_id``: the metadata lookup of a
+        user LightFM does not know (an HTTP call), which callers keep off an event loop."""
+        return (
+            self.uses_metadata
+            and self.user_lookup is not None
+            and user_id not in self._known
+            and user_id not in self.users.index
+        )
 
     def _precompute(self, N: int) -> dict[int, tuple[tuple[str, ...], tuple[float, ...]]]:
         """The top-``N`` of every known user, in batches: ``user_id -> (movie_ids, scores)``."""

@@ -11,9 +11,13 @@ Routes
 ``/livez``, ``/readyz``, ``/metrics``
     BentoML's, with Shrek's metrics (:mod:`shrek.serve.metrics`) in ``/metrics``.
 
-Every response carries ``X-Shrek-Service`` and the stable (and candidate) model versions;
-every answer also ``X-Shrek-Variant``, ``X-Shrek-Model-Version``, ``X-Shrek-Data-Version``,
-``X-Shrek-Run-Id``, ``X-Shrek-Code-Version`` and ``X-Shrek-Cold-Start``.
+This module holds the service body and the JSON endpoint; the plain-text route, the admin
+endpoint and the provenance middleware are in :mod:`shrek.serve.http`.
+
+Every response carries ``X-Shrek-Service``, ``X-Shrek-Worker`` (BentoML's worker index) and the
+stable (and candidate) model versions; every answer also ``X-Shrek-Variant``,
+``X-Shrek-Model-Version``, ``X-Shrek-Data-Version``, ``X-Shrek-Run-Id``, ``X-Shrek-Code-Version``
+and ``X-Shrek-Cold-Start``.
 
 Environment
 -----------
@@ -25,14 +29,16 @@ Environment
     restart. ``SHREK_ROUTING_POLL_SECONDS`` sets how often it is checked (default 1).
 ``SHREK_CANARY_CONFIG``
     The watched YAML file of the split (``share``, ``salt``); ``SHREK_CANARY_SHARE`` and
-    ``SHREK_CANARY_SALT`` give the split while it does not exist.
+    ``SHREK_CANARY_SALT`` give the split while it does not exist. Unset, the workers of one
+    ``bentoml serve`` share :func:`shrek.serve.canary.default_split_path`.
 ``SHREK_ADMIN_TOKEN``
     Enables the admin endpoint.
 ``SHREK_KAFKA_*``, ``SHREK_REQUEST_LOG_TOPIC``
     Kafka for the request log (:class:`shrek.stream.broker.KafkaSettings`; topic
     ``shrek-events``); without servers only the service's own log gets the lines.
 ``SHREK_METADATA_URL``
-    The metadata API, asked for unknown users' metadata (LightFM cold start).
+    The metadata API, asked for unknown users' metadata (LightFM cold start); the lookup runs
+    in a worker thread, off the event loop.
 ``SHREK_SERVER_NAME``
     The host named in request-log lines (default: the machine's host name).
 ``SHREK_SERVE_WORKERS``
@@ -43,8 +49,6 @@ Environment
 from __future__ import annotations
 
 import gc
-import hmac
-import json
 import logging
 import os
 import socket
@@ -54,12 +58,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import bentoml
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.concurrency import run_in_threadpool
 from threadpoolctl import threadpool_limits
 
+from shrek.errors import ShrekError
 from shrek.serve.metrics import label_endpoints_by_route
 from shrek.serve.model import N_RECOMMENDATIONS, Answer, ServedModel, check_n, parse_user_id
 
@@ -78,10 +80,31 @@ SERVICE_CONFIG: dict[str, Any] = {
 }
 
 
+class ModelNotInStoreError(ShrekError):
+    """A bento's model is not in the BentoML model store (not exported, or blocked)."""
+
+
 def model_ref(variable: str, default: str) -> bentoml.models.BentoModel:
     """The store model named by environment ``variable`` (else ``default``), for a service
-    class attribute; ``bentoml build`` packs it into the bento."""
-    return bentoml.models.BentoModel(os.environ.get(variable) or default)
+    class attribute; ``bentoml build`` packs it into the bento.
+
+    Raises
+    ------
+    ModelNotInStoreError
+        If the store has no such model, saying how to export it.
+    """
+    tag = os.environ.get(variable) or default
+    ref = bentoml.models.BentoModel(tag)
+    if ref.stored is None:
+        home = os.environ.get("BENTOML_HOME") or "~/bentoml"
+        raise ModelNotInStoreError(
+            f"{variable}: model {tag} is not in the BentoML model store ({home}/models): "
+            "export the run's models with `shrek export`. A model the fairness gate blocked is "
+            "not exported (`shrek export --force` overrides it, recorded in its labels); "
+            "without a LightFM model serve the ALS bento alone: "
+            "`bentoml serve bentos.als.service:ShrekALS`"
+        )
+    return ref
 
 
 class RecommendationService:
@@ -95,7 +118,7 @@ class RecommendationService:
     candidate_model: Any = None
 
     def __init__(self) -> None:
-        from shrek.serve.canary import CanaryConfig
+        from shrek.serve.canary import CanaryConfig, default_split_path
         from shrek.serve.metrics import service_metrics
         from shrek.serve.request_log import DEFAULT_TOPIC, RequestLog
         from shrek.serve.routing import RoutingWatcher
@@ -109,7 +132,9 @@ class RecommendationService:
             share=float(os.environ.get("SHREK_CANARY_SHARE") or 0.0),
             salt=os.environ.get("SHREK_CANARY_SALT") or "shrek",
         )
-        self.canary_path = os.environ.get("SHREK_CANARY_CONFIG") or None
+        # Unset: one file for the workers of this `bentoml serve`, so that an admin call one
+        # worker answers reaches every worker (regression, issue 5).
+        self.canary_path = os.environ.get("SHREK_CANARY_CONFIG") or str(default_split_path())
         self._switch_lock = threading.Lock()
         self.state: ServingState | None = None
         self.routing_watcher = None
@@ -192,6 +217,9 @@ class RecommendationService:
             "X-Shrek-Service": type(self).__name__,
             "X-Shrek-Stable-Model": variants["stable"].model_version,
         }
+        worker = bentoml.server_context.worker_index
+        if worker is not None:
+            headers["X-Shrek-Worker"] = str(worker)
         if "candidate" in variants:
             headers["X-Shrek-Candidate-Model"] = variants["candidate"].model_version
         return ServingState(variants, router, headers, canary_path)
@@ -205,19 +233,64 @@ class RecommendationService:
         self.metrics.canary_share.set(config.share)
         return config.variant(user_id)
 
-    def answer(self, raw_user_id: Any, *, n: int = N_RECOMMENDATIONS, port: int = 0) -> dict:
+    def answer(
+        self, raw_user_id: Any, *, n: int = N_RECOMMENDATIONS, port: int = 0
+    ) -> dict[str, Any]:
         """Answer one request: route, recommend, count and log it.
+
+        Parameters
+        ----------
+        raw_user_id : Any
+            The user id as received: a positive integer or its decimal string.
+        n : int, default 20
+            Length of the list, 1–100.
+        port : int, default 0
+            The port the request came in on (named in the request-log line).
 
         Returns
         -------
         dict
-            ``user_id``, ``variant``, ``answer`` (:class:`Answer`), ``headers`` (provenance).
+            ``user_id`` (int), ``variant`` (``"stable"`` or ``"candidate"``), ``served`` (the
+            :class:`ServedModel` that answered), ``answer`` (:class:`Answer`) and ``headers``
+            (the provenance headers of the response).
 
         Raises
         ------
         ValueError
             For a malformed user id or ``n`` (the caller answers 400).
+
+        Notes
+        -----
+        Runs in the calling thread, metadata lookups included; the HTTP endpoints call
+        :meth:`answer_async`, which keeps the lookups off the event loop.
         """
+        request = self._accept(raw_user_id, n)
+        in_model = time.perf_counter()
+        answer = request.served.recommend(request.user_id, N=request.n)
+        return self._reply(request, answer, time.perf_counter() - in_model, port=port)
+
+    async def answer_async(
+        self, raw_user_id: Any, *, n: int = N_RECOMMENDATIONS, port: int = 0
+    ) -> dict[str, Any]:
+        """:meth:`answer` for the event loop: what may wait on I/O (LightFM's metadata lookup of
+        an unknown user, up to its 0.3 s timeout) runs in a worker thread.
+
+        Notes
+        -----
+        Every other answer (a lookup in the precomputed lists, or a millisecond of model
+        arithmetic) stays on the loop: a thread hand-off would cost more than it saves.
+        """
+        request = self._accept(raw_user_id, n)
+        served, user_id = request.served, request.user_id
+        in_model = time.perf_counter()
+        if served.may_block(user_id):
+            answer = await run_in_threadpool(served.recommend, user_id, N=request.n)
+        else:
+            answer = served.recommend(user_id, N=request.n)
+        return self._reply(request, answer, time.perf_counter() - in_model, port=port)
+
+    def _accept(self, raw_user_id: Any, n: Any) -> _Request:
+        """Check the request and pick its variant; ValueError (counted) for bad input."""
         started = time.perf_counter()
         try:
             user_id = parse_user_id(raw_user_id)
@@ -229,14 +302,15 @@ class RecommendationService:
         except ValueError:
             self.metrics.bad_requests.labels("n").inc()
             raise
-
         state = self.state  # one snapshot per request: a routing switch never mixes pairs
         variant = self.route(user_id, state)
-        served = state.variants[variant]
-        in_model = time.perf_counter()
-        answer = served.recommend(user_id, N=n)
-        model_seconds = time.perf_counter() - in_model
+        return _Request(user_id, n, variant, state.variants[variant], started)
 
+    def _reply(
+        self, request: _Request, answer: Answer, model_seconds: float, *, port: int
+    ) -> dict[str, Any]:
+        """Count and log an answer; the result of :meth:`answer`."""
+        served, variant = request.served, request.variant
         provenance = self._provenance(served, variant, answer)
         self.metrics.answered(
             variant=variant,
@@ -244,11 +318,11 @@ class RecommendationService:
             cold_start=answer.cold_start,
             seconds=model_seconds,
         )
-        latency_ms = (time.perf_counter() - started) * 1000
+        latency_ms = (time.perf_counter() - request.started) * 1000
         self._log(answer, provenance, port=port, latency_ms=latency_ms)
         headers = {f"X-Shrek-{k.replace('_', '-').title()}": v for k, v in provenance.items()}
         return {
-            "user_id": user_id,
+            "user_id": request.user_id,
             "variant": variant,
             "served": served,
             "answer": answer,
@@ -287,7 +361,7 @@ class RecommendationService:
         user_id: Any = None,
         n: Any = N_RECOMMENDATIONS,
         ctx: bentoml.Context = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Recommendations with scores, variant, cold start and provenance (JSON).
 
         ``user_id`` is a positive integer (as a number or a string) and ``n`` an integer
@@ -296,12 +370,12 @@ class RecommendationService:
         received, and no traceback in the log.
         """
         try:
-            result = self.answer(user_id, n=n, port=_port_of(ctx))
+            result = await self.answer_async(user_id, n=n, port=_port_of(ctx))
         except ValueError as err:
             logger.info("400 on /recommendations: %s", err)
             if ctx is not None:
                 ctx.response.status_code = 400
-            return JSONResponse({"error": str(err)}, status_code=400)
+            return {"error": str(err)}
         answer: Answer = result["answer"]
         if ctx is not None:
             ctx.response.headers.update(result["headers"])
@@ -319,6 +393,7 @@ class RecommendationService:
                 "code_version": served.provenance.get("code_version"),
                 "trained_at": served.provenance.get("trained_at"),
                 "fairness": served.provenance.get("fairness"),
+                "fairness_of": served.provenance.get("fairness_of"),
             },
         }
 
@@ -330,6 +405,17 @@ class RecommendationService:
         if self.routing_watcher is not None:
             self.routing_watcher.stop()
         self.request_log.close()
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A checked request on its way to the model."""
+
+    user_id: int
+    n: int
+    variant: str
+    served: ServedModel
+    started: float
 
 
 @dataclass(frozen=True)
@@ -360,116 +446,3 @@ def _metadata_lookup(url: str | None) -> Any:
 
     client = MetadataClient(url, timeout=0.3, attempts=1)
     return lambda user_id: client.get("user", user_id)
-
-
-# --- the plain-text route and the admin endpoint, mounted into every service ------------------
-
-
-def _service() -> RecommendationService:
-    return bentoml.get_current_service()
-
-
-async def recommend_text(request: Request) -> Response:
-    """``GET /recommend/<user_id>``: comma-separated movie ids, best first.
-
-    Answered on the event loop: an answer takes about a millisecond of CPU, and handing it to
-    a thread pool only adds GIL hand-offs under load."""
-    service = _service()
-    port = request.url.port or request.scope.get("server", ("", 0))[1]
-    try:
-        result = service.answer(request.path_params["user_id"], port=port)
-    except ValueError as err:
-        return PlainTextResponse(str(err), status_code=400)
-    return PlainTextResponse(",".join(result["answer"].movie_ids), headers=result["headers"])
-
-
-def canary_admin(
-    service: RecommendationService, *, method: str, authorization: str, body: bytes
-) -> tuple[int, dict]:
-    """``GET`` shows, ``POST {"share": 0.3, "salt": "..."}`` changes the canary split.
-
-    Returns
-    -------
-    tuple of (int, dict)
-        The HTTP status and the JSON body: the split, or ``{"error": ...}``.
-    """
-    if service.router is None:
-        return 404, {"error": "this service has no candidate model; serve the canary bento"}
-    if service.admin_token is None:
-        return 403, {"error": "the admin endpoint is disabled: set SHREK_ADMIN_TOKEN"}
-    given = authorization.removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), service.admin_token.encode()):
-        return 401, {"error": "missing or wrong 'Authorization: Bearer <token>' header"}
-    if method == "POST":
-        try:
-            changes = json.loads(body or b"{}")
-            if not isinstance(changes, dict) or not changes or set(changes) - {"share", "salt"}:
-                raise ValueError(
-                    "body must be a JSON object with 'share' (a number 0–1) and/or 'salt', "
-                    f"got {body[:80].decode(errors='replace')!r}"
-                )
-            service.router.update(share=changes.get("share"), salt=changes.get("salt"))
-        except ValueError as err:  # json.JSONDecodeError is a ValueError
-            return 400, {"error": str(err)}
-    config = service.router.config
-    service.metrics.canary_share.set(config.share)
-    return 200, config.to_dict()
-
-
-async def _canary_admin(request: Request) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
-    body = await request.body()
-    status, document = await run_in_threadpool(
-        canary_admin,
-        _service(),
-        method=request.method,
-        authorization=request.headers.get("authorization", ""),
-        body=body,
-    )
-    return JSONResponse(document, status_code=status)
-
-
-class ProvenanceHeaders:
-    """ASGI middleware: the service's provenance headers on every response (health checks,
-    metrics and errors included); headers a route already set win."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                try:
-                    extra = _service().service_headers
-                except Exception:  # noqa: BLE001 - not started yet: nothing to add
-                    extra = {}
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                for name, value in extra.items():
-                    if name.lower().encode() not in present:
-                        headers.append((name.lower().encode(), value.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def make_http_app() -> Starlette:
-    """The Starlette app a service mounts at ``/``."""
-    return Starlette(
-        routes=[
-            Route("/recommend/{user_id}", recommend_text, methods=["GET"]),
-            Route("/admin/canary", _canary_admin, methods=["GET", "POST"]),
-        ]
-    )
-
-
-def finish_service(service: Any) -> Any:
-    """Add what a decorated service needs beyond its class: the provenance headers."""
-    service.add_asgi_middleware(ProvenanceHeaders)
-    return service

@@ -74,6 +74,7 @@ def write_run(run_dir: Path, *, fairness: dict | None) -> Path:
 
 PASSING_GATE = {
     "gate_mode": "block",
+    "split": "temporal",
     "verdicts": {"als": "PASS", "lightfm": "INCONCLUSIVE"},
     "eligible": {"als": True, "lightfm": True},
     "passed": ["als"],

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 import bentoml
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from shrek.serve.canary import CanaryConfig, CanaryRouter, bucket, write_canary_config
+from shrek.serve.canary import (
+    CanaryConfig,
+    CanaryRouter,
+    SplitFileError,
+    bucket,
+    write_canary_config,
+)
 from shrek.serve.cli import export_command, serve_config_command
-from shrek.serve.export import FairnessGateError, export_run
+from shrek.serve.export import FairnessGateError, export_run, exported_table
 from shrek.serve.model import ServedModel, parse_user_id
 from shrek.serve.request_log import RequestLog
 from shrek.stream.broker import KafkaSettings, free_port
@@ -24,11 +28,22 @@ def test_export_records_provenance(exported):  # also: the store is the temporar
     assert stored.info.labels["run_id"] == "run-serve"
     assert stored.info.labels["fairness"] == "PASS"
     assert stored.info.labels["training_data"] == "all"
+    assert stored.info.labels["fairness_of"] == "als_temporal"
+    assert meta["fairness_gate"]["verdict_is_of_this_fit"] is False
     assert meta["data"]["source"]["offsets"] == {"0": 812, "1": 790}  # the Kafka offsets
     assert meta["evaluation"]["splits"]["stratified"]["ndcg@10"] == 0.31
     assert meta["params"]["factors"] == 8
     assert meta["n_users"] == 80  # refitted on every rating of the run
     assert {"trained_at", "fit_seconds", "code_version", "fairness_gate"} <= set(meta)
+
+
+def test_exported_table_shows_each_version_and_what_its_verdict_is_of(exported):
+    table = exported_table([exported["als"], exported["lightfm"]])
+
+    assert table.index.tolist() == [exported["als"].tag, exported["lightfm"].tag]
+    assert table["fairness"].tolist() == ["PASS", "INCONCLUSIVE"]
+    assert table["fairness_of"].tolist() == ["als_temporal", "lightfm_temporal"]
+    assert table["training_data"].tolist() == ["all", "all"]
 
 
 def test_served_model_cold_starts(exported):
@@ -62,9 +77,13 @@ def test_export_refuses_runs_without_a_gate_unless_forced(make_run, bentoml_home
     result = CliRunner().invoke(export_command, [str(run_dir), "--model", "als", "--force"])
     assert result.exit_code == 0, result.output
     assert '"fairness": "overridden"' in result.output
+    assert '"fairness_of": "none"' in result.output
 
 
-@pytest.mark.parametrize("bad", ["abc", "0", "-1", "1e3", " 7", "", "1" * 19, 2.5, True])
+# "1٢٣" and "٤٢": digits of other scripts, which int() reads (regression, issue 5).
+@pytest.mark.parametrize(
+    "bad", ["abc", "0", "-1", "1e3", " 7", "", "1" * 19, 2.5, True, "1٢٣", "٤٢", "１２"]
+)
 def test_parse_user_id_names_what_it_accepts(bad):
     with pytest.raises(ValueError, match=r"^user_id must be a positive integer \(1 to 18 digits"):
         parse_user_id(bad)
@@ -84,9 +103,28 @@ def test_raising_the_share_only_moves_users_to_the_candidate():
     assert moved_back == []
 
 
-def test_canary_config_rejects_bad_values():
+def test_canary_config_rejects_bad_values_and_types():
     with pytest.raises(ValueError, match="share must be a number 0–1, got 1.5"):
         CanaryConfig(share=1.5)
+    with pytest.raises(TypeError, match=r"share must be a number 0–1, got '0.3' \(str\)"):
+        CanaryConfig(share="0.3")
+    with pytest.raises(TypeError, match=r"salt must be a non-empty string, got 7 \(int\)"):
+        CanaryConfig(salt=7)
+    with pytest.raises(ValueError, match="salt must be a non-empty string, got ''"):
+        CanaryConfig(salt="")
+
+
+def test_router_update_names_an_unwritable_file_and_keeps_the_split(tmp_path):
+    # Regression (issue 5): a read-only split file (a Kubernetes ConfigMap) failed the admin
+    # call with an OSError (HTTP 500). Root may write anywhere: a directory stands in for it.
+    path = tmp_path / "canary.yaml"
+    path.mkdir()
+    router = CanaryRouter(path, default=CanaryConfig(share=0.1), poll_seconds=0)
+
+    with pytest.raises(SplitFileError, match=f"cannot write the canary split file {path}: "):
+        router.update(share=0.5)
+    assert router.config == CanaryConfig(share=0.1)
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 
 def test_router_follows_its_file_and_keeps_the_last_good_split(tmp_path):
@@ -129,4 +167,4 @@ def test_request_log_without_kafka_keeps_only_the_service_log(caplog):
         log.log("2026-03-01T18:00:02,1,x", user_id=1, provenance={"variant": "candidate"})
 
     assert "variant=candidate" in caplog.text
-    assert json.dumps(log.dropped) == "0"
+    assert log.dropped == 0

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 from shrek.serve.canary import CanaryConfig, write_canary_config
 from shrek.stream.broker import free_port
+
+ADMIN_TOKEN = "test-admin-token"  # what `Served.set_share` sends
 
 PROVENANCE_HEADERS = (
     "X-Shrek-Variant",
@@ -65,7 +69,10 @@ def test_lightfm_answers_unknown_user_from_metadata(candidate_only, exported):
     assert without.headers["X-Shrek-Cold-Start"] == "popularity"
 
 
-@pytest.mark.parametrize("bad", ["abc", "0", "-4", "1.5", "12345678901234567890", "%20"])
+# 1%D9%A2%D9%A3 is "1٢٣" (Arabic-Indic digits), which `\d` and int() accept (regression, issue 5).
+@pytest.mark.parametrize(
+    "bad", ["abc", "0", "-4", "1.5", "12345678901234567890", "%20", "1%D9%A2%D9%A3"]
+)
 def test_malformed_user_id_is_400_with_a_clear_message(canary_service, bad):
     response = canary_service.get(f"/recommend/{bad}")
 
@@ -153,13 +160,14 @@ def test_health_and_metrics(stable_only):
 def test_admin_endpoint_is_protected(canary_service):
     anonymous = canary_service.post("/admin/canary", {"share": 0.5})
     wrong = canary_service.post("/admin/canary", {"share": 0.5}, Authorization="Bearer nope")
-    bad_share = canary_service.post(
-        "/admin/canary", {"share": 2}, Authorization=f"Bearer {canary_service.admin_token}"
-    )
+    auth = {"Authorization": f"Bearer {canary_service.admin_token}"}
+    bad_share = canary_service.post("/admin/canary", {"share": 2}, **auth)
+    text_share = canary_service.post("/admin/canary", {"share": "0.3"}, **auth)
 
     assert anonymous.status_code == wrong.status_code == 401
-    assert bad_share.status_code == 400
+    assert bad_share.status_code == text_share.status_code == 400
     assert bad_share.json() == {"error": "share must be a number 0–1, got 2"}
+    assert text_share.json() == {"error": "share must be a number 0–1, got '0.3' (str)"}
 
 
 def variants_of(service, user_ids) -> dict[int, str]:
@@ -201,3 +209,87 @@ def test_service_keeps_serving_when_kafka_is_down(exported, serve):
     assert all(a.status_code == 200 and len(a.text.split(",")) == 20 for a in answers)
     assert {a.headers["X-Shrek-Service"] for a in answers} == {"ShrekALS"}
     assert admin.status_code == 404
+
+
+def variants_over_new_connections(service, user_ids) -> tuple[dict[int, str], set[str]]:
+    """Each user's variant, one new connection per request so that every worker answers some;
+    also the workers that answered (``X-Shrek-Worker``)."""
+
+    def ask(user_id: int) -> tuple[int, str, str]:
+        response = requests.get(
+            f"{service.url}/recommend/{user_id}", headers={"Connection": "close"}, timeout=10
+        )
+        return user_id, response.headers["X-Shrek-Variant"], response.headers["X-Shrek-Worker"]
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(ask, user_ids))
+    return {user: variant for user, variant, _ in answers}, {worker for *_, worker in answers}
+
+
+def variants_once_every_worker_follows(service, user_ids, share: float) -> dict[int, str]:
+    """Ask until every user gets the variant of ``share``: each worker polls the split file
+    about once a second. Returns the last measurement (a wrong one after the timeout)."""
+    expected = CanaryConfig(share=share)
+    deadline = time.monotonic() + 30  # a timeout, not a measurement
+    while True:
+        variants, _ = variants_over_new_connections(service, user_ids)
+        follows = all(variant == expected.variant(u) for u, variant in variants.items())
+        if follows or time.monotonic() > deadline:
+            return variants
+        time.sleep(0.5)
+
+
+def test_admin_change_reaches_every_worker_without_a_split_file(exported, serve):
+    # Regression (issue 5): without SHREK_CANARY_CONFIG (as `make serve` runs) the admin call
+    # changed the split of the one worker that answered it, and users flipped between variants.
+    env = {
+        "SHREK_STABLE_MODEL": exported["als"].tag,
+        "SHREK_CANDIDATE_MODEL": exported["lightfm"].tag,
+        "SHREK_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SHREK_SERVE_WORKERS": "2",
+    }
+    served = serve("bentos.canary.service:ShrekCanary", env)
+    users = range(1, 1001)
+
+    assert served.set_share(0.3).status_code == 200
+    at_30 = variants_once_every_worker_follows(served, users, 0.3)
+    again, workers = variants_over_new_connections(served, users)
+    assert served.set_share(0.6).status_code == 200
+    at_60 = variants_once_every_worker_follows(served, users, 0.6)
+
+    assert workers == {"1", "2"}
+    for share, variants in ((0.3, at_30), (0.6, at_60)):
+        measured = sum(v == "candidate" for v in variants.values()) / len(variants)
+        assert abs(measured - share) <= 0.05, (share, measured)
+        expected = CanaryConfig(share=share)
+        assert variants == {u: expected.variant(u) for u in users}
+    assert again == at_30
+    assert [u for u in users if at_30[u] == "candidate" != at_60[u]] == []
+
+
+def test_admin_answers_409_when_the_split_file_cannot_be_written(exported, serve, tmp_path):
+    # Regression (issue 5): on Kubernetes the split file is a read-only ConfigMap and the admin
+    # call answered 500. Root may write anywhere, so a directory stands in for the file here.
+    unwritable = tmp_path / "canary.yaml"
+    unwritable.mkdir()
+    env = {
+        "SHREK_STABLE_MODEL": exported["als"].tag,
+        "SHREK_CANDIDATE_MODEL": exported["lightfm"].tag,
+        "SHREK_CANARY_CONFIG": str(unwritable),
+        "SHREK_CANARY_SHARE": "0.2",
+        "SHREK_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SHREK_SERVE_WORKERS": "1",
+    }
+    served = serve("bentos.canary.service:ShrekCanary", env)
+
+    refused = served.set_share(0.5)
+    shown = served.http.get(
+        served.url + "/admin/canary", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+
+    assert refused.status_code == 409
+    message = refused.json()["error"]
+    assert message.startswith(f"cannot write the canary split file {unwritable}: ")
+    assert "the split stays {'share': 0.2, 'salt': 'shrek'}" in message
+    assert shown.json() == {"share": 0.2, "salt": "shrek"}
+    assert served.get("/recommend/3").status_code == 200
