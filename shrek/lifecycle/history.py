@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -49,9 +50,14 @@ def plot_history(state_dir: str | Path) -> Figure:
     """Four panels across retrains: nDCG@10, latency, training time and model size.
 
     Each point is a retrain (x: its data cut-off), coloured by its current status.
+
+    Notes
+    -----
+    Made through ``pyplot`` and closed at once, like :mod:`shrek.report.figures`: importing
+    ``pyplot`` is what makes a notebook kernel render the returned figure.
     """
     table = history(state_dir)
-    figure = Figure(figsize=(11, 6.5), layout="constrained")
+    figure = plt.figure(figsize=(11, 6.5), layout="constrained")
     axes = figure.subplots(2, 2, sharex=True).ravel()
     colors = {"production": "tab:green", "canary": "tab:orange", "candidate": "tab:blue"}
     for axis, (column, title) in zip(axes, PANELS, strict=True):
@@ -71,4 +77,5 @@ def plot_history(state_dir: str | Path) -> Figure:
     if not table.empty:
         axes[0].legend(fontsize=8)
     figure.suptitle(f"Retrains in {state_dir}")
+    plt.close(figure)
     return figure

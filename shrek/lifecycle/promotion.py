@@ -9,15 +9,18 @@ A candidate becomes the canary only when
 The first model that passes the fairness gate becomes production directly: there is nothing to
 compare it with. After the canary period, :func:`settle_canary` reads the online A/B report
 (:func:`shrek.monitoring.ab.ab_report`) and promotes the canary to 100% of users or rolls it
-back. Every decision is recorded in the registry with its reason and numbers.
+back. Every decision is recorded in the registry with its reason and numbers; the canary
+decision records when the canary started taking traffic (``canary_started_at``), so the A/B
+report counts only the requests answered since.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,9 +28,13 @@ import pandas as pd
 from shrek.lifecycle.registry import Registry
 from shrek.lifecycle.rollback import apply_deployment, rollback
 
+if TYPE_CHECKING:
+    from shrek.monitoring.ab import ABReport
+
 logger = logging.getLogger(__name__)
 
 PROMOTE_WHEN: tuple[str, ...] = ("not_worse", "better")
+CANARY_STARTED = "canary_started_at"
 PASSING_FAIRNESS: tuple[str, ...] = ("PASS", "INCONCLUSIVE")
 
 
@@ -45,7 +52,9 @@ class PromotionPolicy:
         Length of the canary period before the A/B verdict decides.
     promote_when : {"not_worse", "better"}, default "not_worse"
         ``not_worse`` promotes unless the A/B test finds the canary significantly worse (it
-        already won offline); ``better`` requires it to be significantly better.
+        already won offline); ``better`` requires it to be significantly better. Either way a
+        canary whose test is not significant and has fewer requests than the power analysis
+        needs is held, not promoted.
     alpha : float, default 0.05
         Significance level of the A/B test.
     mde : float, default 0.02
@@ -57,7 +66,7 @@ class PromotionPolicy:
     margin: float = 0.005
     canary_share: float = 0.1
     canary_days: float = 7.0
-    promote_when: str = "not_worse"
+    promote_when: Literal["not_worse", "better"] = "not_worse"
     alpha: float = 0.05
     mde: float = 0.02
     k: int = 10
@@ -179,6 +188,7 @@ def gate_candidate(
     test: pd.DataFrame,
     policy: PromotionPolicy,
     run_id: str | None = None,
+    started_at: datetime | None = None,
 ) -> Decision:
     """Decide what a newly registered candidate becomes, record it and apply it.
 
@@ -191,6 +201,8 @@ def gate_candidate(
         The latest temporal split's test ratings (:func:`latest_temporal_test`).
     policy : PromotionPolicy
     run_id : str, optional
+    started_at : datetime, optional
+        When a canary would start taking traffic (see :func:`start_canary`).
 
     Returns
     -------
@@ -235,22 +247,90 @@ def gate_candidate(
     if not new >= old + policy.margin:
         return _retire(registry, version, f"rejected: {compared}", numbers, run_id)
     reason = f"canary at {policy.canary_share:.0%} of users: {compared}"
+    details = start_canary(
+        registry,
+        version,
+        policy=policy,
+        reason=reason,
+        details=numbers,
+        run_id=run_id,
+        started_at=started_at,
+    )
+    return Decision(version, "canary", "canary", reason, details)
+
+
+def start_canary(
+    registry: Registry,
+    version: str,
+    *,
+    policy: PromotionPolicy,
+    reason: str,
+    details: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    started_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Make ``version`` the canary beside production and write the serving files.
+
+    Parameters
+    ----------
+    registry : Registry
+    version : str
+        A registered candidate.
+    policy : PromotionPolicy
+        Its ``canary_share`` is the candidate's share of users.
+    reason : str
+        Recorded with the decision.
+    details : dict, optional
+        Numbers behind the decision (the offline comparison).
+    run_id : str, optional
+    started_at : datetime, optional
+        When the canary starts taking traffic on the run's clock; now (UTC) by default.
+        Recorded as ``canary_started_at``: the A/B report counts only later requests.
+
+    Returns
+    -------
+    dict
+        ``details`` with ``canary_started_at`` (ISO 8601).
+
+    Raises
+    ------
+    ValueError
+        If there is no production version to run the canary beside.
+    """
+    production = registry.production()
+    if production is None:
+        raise ValueError(f"start_canary needs a production version; {registry.path} has none")
+    started = _utc(started_at or datetime.now(UTC))
+    details = {**(details or {}), CANARY_STARTED: started.isoformat()}
     registry.transition(
         [(version, "canary")],
         action="canary",
         reason=reason,
         run_id=run_id,
-        details=numbers,
+        details=details,
         deployment=(production.version, version, policy.canary_share),
     )
     apply_deployment(registry)
-    return Decision(version, "canary", "canary", reason, numbers)
+    return details
 
 
 def settle_canary(
-    registry: Registry, report: Any, *, policy: PromotionPolicy, run_id: str | None = None
+    registry: Registry, report: ABReport, *, policy: PromotionPolicy, run_id: str | None = None
 ) -> Decision:
-    """Promote the canary to every user or roll it back, from its online A/B report.
+    """Promote the canary to every user, roll it back or keep it, from its online A/B report.
+
+    ========================================================  ==========================
+    A/B report                                                decision
+    ========================================================  ==========================
+    sample-ratio mismatch (the split is broken)               rollback
+    canary significantly worse                                rollback
+    canary significantly better                               promote
+    not significant, fewer requests than the power analysis   hold (the canary keeps
+    needs for ``mde``                                         running, reason recorded)
+    not significant with enough requests                      promote if ``promote_when``
+                                                              is ``not_worse``, else
+                                                              rollback
+    ========================================================  ==========================
 
     Parameters
     ----------
@@ -259,6 +339,12 @@ def settle_canary(
         Control ``stable`` (production), treatment ``candidate`` (the canary).
     policy : PromotionPolicy
     run_id : str, optional
+
+    Returns
+    -------
+    Decision
+        ``promote`` (status ``production``), ``rollback`` (``retired``) or ``hold``
+        (``canary``).
 
     Raises
     ------
@@ -272,6 +358,10 @@ def settle_canary(
     details = report.to_dict()
     worse = report.significant and report.difference < 0
     better = report.significant and report.difference > 0
+    if not (report.srm or worse or better) and report.underpowered:
+        reason = f"canary kept: the A/B test is underpowered: {report.verdict}"
+        registry.record("hold", reason, version=canary.version, run_id=run_id, details=details)
+        return Decision(canary.version, "hold", "canary", reason, details)
     promote = not report.srm and (better or (policy.promote_when == "not_worse" and not worse))
     if not promote:
         reason = f"rolled back after the canary period: A/B verdict: {report.verdict}"
@@ -293,12 +383,21 @@ def settle_canary(
     return Decision(canary.version, "promote", "production", reason, details)
 
 
-def canary_started(registry: Registry) -> str | None:
-    """When the running canary started (the data cut-off of the run that made it), if any."""
+def canary_started(registry: Registry) -> datetime | None:
+    """When the running canary started taking traffic (UTC), if a canary is running.
+
+    Read from its canary decision (``canary_started_at``); a canary recorded without it
+    started at the data cut-off of the run that made it.
+    """
     canary = registry.canary()
     if canary is None:
         return None
-    return canary.cutoff
+    decisions = registry.decisions(version=canary.version)
+    made = decisions[(decisions["action"] == "canary") & (decisions["to_status"] == "canary")]
+    for details in reversed(made["details"].tolist()):
+        if details.get(CANARY_STARTED):
+            return _utc(datetime.fromisoformat(details[CANARY_STARTED]))
+    return _utc(datetime.fromisoformat(canary.cutoff)) if canary.cutoff else None
 
 
 def model_cost(tag: str, *, n_users: int = 50) -> dict[str, float]:
@@ -335,6 +434,10 @@ def _retire(
         [(version, "retired")], action="reject", reason=reason, run_id=run_id, details=details
     )
     return Decision(version, "reject", "retired", reason, details)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _load_recommender(tag: str) -> Any:

@@ -19,7 +19,7 @@ Tables
 ``deployment``
     The serving deployment the registry wants: the stable and candidate model versions the
     canary service loads and the candidate's share of users. ``id`` grows when the pair of
-    models changes (which needs a new service process); a share change keeps the id.
+    models changes; a share change keeps the id.
 """
 
 from __future__ import annotations
@@ -160,6 +160,16 @@ class Registry:
             db.close()
 
     @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for plain reads: no write lock (WAL readers never wait for writers)."""
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
@@ -203,23 +213,11 @@ class Registry:
         with self._transaction() as db:
             if _row(db, version) is not None:
                 raise RegistryError(f"version {version!r} is already registered")
+            identity = (version, model, run_id, data_version, now_iso(), "candidate")
+            scores = (ndcg, json.dumps(metrics or {}, default=str), fairness, fit_seconds)
+            cost = (size_bytes, latency_ms, cutoff)
             db.execute(
-                "INSERT INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    version,
-                    model,
-                    run_id,
-                    data_version,
-                    now_iso(),
-                    "candidate",
-                    ndcg,
-                    json.dumps(metrics or {}, default=str),
-                    fairness,
-                    fit_seconds,
-                    size_bytes,
-                    latency_ms,
-                    cutoff,
-                ),
+                "INSERT INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", identity + scores + cost
             )
             _decide(db, "register", reason, version=version, run_id=run_id, to_status="candidate")
         logger.info("registered %s (%s) as candidate", version, model)
@@ -233,7 +231,7 @@ class Registry:
         KeyError
             If no such version is registered.
         """
-        with self._transaction() as db:
+        with self._reading() as db:
             row = _row(db, version)
         if row is None:
             raise KeyError(f"model version {version!r} is not in the registry {self.path}")
@@ -244,7 +242,7 @@ class Registry:
         if status is not None and status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
         query = "SELECT * FROM models" + (" WHERE status = ?" if status else "")
-        with self._transaction() as db:
+        with self._reading() as db:
             rows = db.execute(query + " ORDER BY rowid", (status,) if status else ()).fetchall()
         return [_version(row) for row in rows]
 
@@ -340,7 +338,7 @@ class Registry:
     def decisions(self, *, version: str | None = None) -> pd.DataFrame:
         """Every decision, oldest first: at, run_id, version, action, statuses, reason."""
         query = "SELECT * FROM decisions" + (" WHERE version = ?" if version else "")
-        with self._transaction() as db:
+        with self._reading() as db:
             rows = db.execute(query + " ORDER BY id", (version,) if version else ()).fetchall()
         columns = ["id", "at", "run_id", "version", "action", "from_status", "to_status"]
         frame = pd.DataFrame([dict(row) for row in rows], columns=[*columns, "reason", "details"])
@@ -353,7 +351,7 @@ class Registry:
 
     def deployment(self) -> Deployment | None:
         """The deployment the registry wants served, if a model was ever deployed."""
-        with self._transaction() as db:
+        with self._reading() as db:
             row = db.execute("SELECT * FROM deployment WHERE slot = 1").fetchone()
         if row is None:
             return None
@@ -401,7 +399,7 @@ class Registry:
 
     def runs(self) -> pd.DataFrame:
         """Every scheduled run, oldest first."""
-        with self._transaction() as db:
+        with self._reading() as db:
             rows = db.execute("SELECT * FROM runs ORDER BY started_at, rowid").fetchall()
         columns = ["run_id", "scheduled_for", "cutoff", "started_at", "finished_at", "status"]
         columns += ["pid", "data_version", "run_dir", "error"]
@@ -415,19 +413,14 @@ class Registry:
         list of str
             The run ids marked failed.
         """
-        runs = self.runs()
-        stale = [
-            row.run_id
-            for row in runs.itertuples()
-            if row.status == "running" and not _alive(int(row.pid or 0))
-        ]
+        running = self.runs().query("status == 'running'")
+        stale = [row.run_id for row in running.itertuples() if not _alive(int(row.pid or 0))]
+        error = (
+            "interrupted: the process running it died before it finished (killed or crashed); "
+            "only the decisions it had committed took effect"
+        )
         for run_id in stale:
-            self.finish_run(
-                run_id,
-                status="failed",
-                error="interrupted: the process running it died before it finished (killed or "
-                "crashed); production was not changed",
-            )
+            self.finish_run(run_id, status="failed", error=error)
         return stale
 
     def table(self) -> pd.DataFrame:
@@ -465,19 +458,11 @@ def _decide(
     to_status: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    document = json.dumps(details, default=str) if details else None
     db.execute(
         "INSERT INTO decisions (at, run_id, version, action, from_status, to_status, reason, "
         "details) VALUES (?,?,?,?,?,?,?,?)",
-        (
-            now_iso(),
-            run_id,
-            version,
-            action,
-            from_status,
-            to_status,
-            reason,
-            json.dumps(details, default=str) if details else None,
-        ),
+        (now_iso(), run_id, version, action, from_status, to_status, reason, document),
     )
 
 
@@ -485,12 +470,8 @@ def _set_deployment(db: sqlite3.Connection, stable: str, candidate: str, share: 
     if not 0 <= share <= 1:
         raise ValueError(f"share must be 0–1, got {share!r}")
     row = db.execute("SELECT * FROM deployment WHERE slot = 1").fetchone()
-    if row is None:
-        deployment_id = 1
-    elif (row["stable"], row["candidate"]) == (stable, candidate):
-        deployment_id = row["id"]
-    else:
-        deployment_id = row["id"] + 1
+    same_pair = row is not None and (row["stable"], row["candidate"]) == (stable, candidate)
+    deployment_id = 1 if row is None else row["id"] if same_pair else row["id"] + 1
     db.execute(
         "INSERT OR REPLACE INTO deployment VALUES (1, ?, ?, ?, ?, ?)",
         (deployment_id, stable, candidate, float(share), now_iso()),

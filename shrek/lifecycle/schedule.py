@@ -4,9 +4,12 @@ One scheduled run (:func:`run_cycle`)
 
 1. marks runs left ``running`` by a dead process as failed and rewrites the serving files from
    the registry (so a crash never leaves them behind the registry);
-2. settles a canary whose canary period is over, from the online A/B report;
-3. snapshots the ratings collected up to the run's time (``snapshots/<run_id>/ml-100k``; its
-   content hash is the run's data version) and runs the pipeline into ``runs/<run_id>``;
+2. settles a canary whose canary period (counted from the scheduled time of the run that made
+   it) is over, from the online A/B report of the requests since it took traffic;
+3. snapshots the ratings collected up to the run's time (``snapshots/<run_id>/collected``: a
+   collector folder's dataset, or MovieLens 100K cut by timestamp in the simulation; see
+   :mod:`shrek.lifecycle.snapshots`) and runs the pipeline on it into ``runs/<run_id>``; the
+   snapshot's content hash is the run's data version;
 4. exports the model to the BentoML store, registers it and lets the promotion gate decide.
 
 A run that fails at any step is recorded as failed with the error; production and the serving
@@ -17,31 +20,38 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
 
 from shrek.config import RunConfig
-from shrek.errors import ShrekError
 from shrek.lifecycle.promotion import (
     Decision,
     PromotionPolicy,
+    canary_started,
     gate_candidate,
     latest_temporal_test,
     model_cost,
     settle_canary,
 )
-from shrek.lifecycle.registry import Registry
+from shrek.lifecycle.registry import Deployment, Registry
 from shrek.lifecycle.rollback import apply_deployment
+from shrek.lifecycle.snapshots import snapshot_collected, snapshot_movielens
+
+if TYPE_CHECKING:
+    from shrek.monitoring.ab import ABReport
 
 logger = logging.getLogger(__name__)
 
 Pipeline = Callable[..., Path]
-ABSource = Callable[[Registry, datetime], Any]
-METADATA_FILES: tuple[str, ...] = ("u.item", "u.user", "u.genre", "u.occupation")
+ABSource = Callable[[Registry, datetime], "ABReport | None"]
+MODELS: tuple[str, ...] = ("als", "lightfm")
+TRAINING_DATA: tuple[str, ...] = ("temporal", "all", "stratified")
 
 
 @dataclass
@@ -54,8 +64,13 @@ class ScheduleSettings:
         The pipeline's settings; ``data.data_dir`` and ``reports_dir`` are set per run.
     state_dir : Path
         The lifecycle folder: ``registry.sqlite``, ``serving/``, ``runs/``, ``snapshots/``.
-    source_dir : Path
-        The folder holding ``ml-100k/`` whose ratings are "collected" over time.
+    source_dir : Path, optional
+        A folder holding ``ml-100k/`` whose ratings are "collected" over time by their
+        timestamps (the simulation).
+    collector_folder : Path, optional
+        A collector folder (``shrek collect --out``): each run trains on its ``dataset/`` cut
+        at the run's time (a deployment). Exactly one of ``source_dir`` and
+        ``collector_folder`` is given.
     model : {"als", "lightfm"}, default "als"
         The model that is retrained, exported and promoted.
     policy : PromotionPolicy
@@ -65,22 +80,48 @@ class ScheduleSettings:
         held-out scores only.
     window_days : float, optional
         Keep only the last ``window_days`` of ratings (a truncated window); all by default.
+
+    Raises
+    ------
+    ValueError
+        Naming the field, the accepted values and the value received.
     """
 
     config: RunConfig
     state_dir: Path
-    source_dir: Path
-    model: str = "als"
+    source_dir: Path | None = None
+    model: Literal["als", "lightfm"] = "als"
     policy: PromotionPolicy = field(default_factory=PromotionPolicy)
-    training_data: str = "temporal"
+    training_data: Literal["temporal", "all", "stratified"] = "temporal"
     window_days: float | None = None
+    collector_folder: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.model not in ("als", "lightfm"):
-            raise ValueError(f"model must be 'als' or 'lightfm', got {self.model!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.training_data not in TRAINING_DATA:
+            raise ValueError(
+                f"training_data must be one of {', '.join(TRAINING_DATA)}, got "
+                f"{self.training_data!r}"
+            )
         if self.window_days is not None and self.window_days <= 0:
             raise ValueError(f"window_days must be > 0 or None, got {self.window_days!r}")
-        self.state_dir, self.source_dir = Path(self.state_dir), Path(self.source_dir)
+        if (self.source_dir is None) == (self.collector_folder is None):
+            raise ValueError(
+                "exactly one of source_dir (MovieLens files, the simulation) and "
+                "collector_folder (a collector's dataset) must be given, got "
+                f"source_dir={self.source_dir!r}, collector_folder={self.collector_folder!r}"
+            )
+        self.state_dir = Path(self.state_dir)
+        self.source_dir = Path(self.source_dir) if self.source_dir is not None else None
+        if self.collector_folder is not None:
+            self.collector_folder = Path(self.collector_folder)
+
+    def snapshot(self, into: Path, *, until: datetime, since: datetime | None = None) -> Path:
+        """The ratings collected in ``(since, until]`` as an ``ml-100k/`` folder in ``into``."""
+        if self.collector_folder is not None:
+            return snapshot_collected(self.collector_folder, into, until=until, since=since)
+        return snapshot_movielens(self.source_dir, into, until=until, since=since)
 
 
 @dataclass(frozen=True)
@@ -125,53 +166,6 @@ def fire_times(cron: str, *, start: datetime, n: int) -> list[datetime]:
         times.append(fire)
         previous = now = fire
     return times
-
-
-def snapshot_movielens(
-    source_dir: str | Path,
-    into: str | Path,
-    *,
-    until: datetime,
-    since: datetime | None = None,
-) -> Path:
-    """Copy MovieLens 100K with only the ratings collected in ``(since, until]``.
-
-    Parameters
-    ----------
-    source_dir : str or Path
-        A folder holding ``ml-100k/``.
-    into : str or Path
-        Where ``ml-100k/`` is written; pass it as ``data.data_dir`` of the run.
-    until, since : datetime
-        UTC bounds on the ratings' timestamps (naive values are taken as UTC).
-
-    Raises
-    ------
-    ShrekError
-        If no rating falls in the window.
-    """
-    from shrek.data.download import locate_ml100k
-
-    source = locate_ml100k(source_dir, download=False)
-    target = Path(into) / "ml-100k"
-    target.mkdir(parents=True, exist_ok=True)
-    for name in METADATA_FILES:
-        if (source / name).exists():
-            shutil.copyfile(source / name, target / name)
-    upper = _utc(until).timestamp()
-    lower = _utc(since).timestamp() if since is not None else float("-inf")
-    lines = [
-        line
-        for line in (source / "u.data").read_text().splitlines(keepends=True)
-        if line.strip() and lower < int(line.split("\t")[3]) <= upper
-    ]
-    if not lines:
-        raise ShrekError(
-            f"no rating in {source / 'u.data'} was collected between {since} and {until}"
-        )
-    (target / "u.data").write_text("".join(lines))
-    logger.info("snapshot of %d ratings up to %s in %s", len(lines), until, target)
-    return Path(into)
 
 
 def pipeline_notebooks(config: RunConfig) -> tuple[str, ...]:
@@ -235,7 +229,7 @@ def run_cycle(
         ``status`` is ``succeeded`` or ``failed`` (with ``error``); a failed run changed
         neither production nor the serving files.
     """
-    now = _utc(now)
+    now, clock = _utc(now), time.monotonic()
     registry = Registry(settings.state_dir)
     recovered = registry.recover_interrupted()
     if recovered:
@@ -246,7 +240,9 @@ def run_cycle(
     run_id = run_id or f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     registry.start_run(run_id, scheduled_for=now.isoformat(), cutoff=now.isoformat())
     try:
-        run_dir, version, decision = _train_and_gate(registry, settings, now, pipeline, run_id)
+        run_dir, version, decision = _train_and_gate(
+            registry, settings, now, pipeline, run_id, clock=clock
+        )
     except Exception as err:  # noqa: BLE001 - any failure is recorded; production stays as is
         error = f"{type(err).__name__}: {err}"
         registry.finish_run(run_id, status="failed", error=error)
@@ -264,24 +260,33 @@ def _train_and_gate(
     now: datetime,
     pipeline: Pipeline,
     run_id: str,
+    *,
+    clock: float,
 ) -> tuple[Path, str, Decision]:
     snapshots = settings.state_dir / "snapshots" / run_id
-    collected = snapshot_movielens(settings.source_dir, snapshots / "collected", until=now)
+    collected = settings.snapshot(snapshots / "collected", until=now)
     training = collected
     if settings.window_days:
         since = now - timedelta(days=settings.window_days)
-        training = snapshot_movielens(
-            settings.source_dir, snapshots / "window", until=now, since=since
-        )
+        training = settings.snapshot(snapshots / "window", until=now, since=since)
     config = settings.config.model_copy(deep=True)
     config.data.data_dir = str(training.resolve())
+    if settings.collector_folder is not None:  # collected already: no second trip through Kafka
+        config.data.source = "files"
     config.reports_dir = str(settings.state_dir.resolve())
     run_dir = pipeline(config, run_id=run_id)
     version = export_and_register(registry, run_dir, settings=settings, run_id=run_id, now=now)
     test = latest_temporal_test(
         collected, test_fraction=settings.config.splits.temporal.test_fraction
     )
-    decision = gate_candidate(registry, version, test=test, policy=settings.policy, run_id=run_id)
+    decision = gate_candidate(
+        registry,
+        version,
+        test=test,
+        policy=settings.policy,
+        run_id=run_id,
+        started_at=now + timedelta(seconds=time.monotonic() - clock),  # the run's clock
+    )
     return run_dir, version, decision
 
 
@@ -335,9 +340,13 @@ def _settle(
     ab_source: ABSource | None,
 ) -> Decision | None:
     canary = registry.canary()
-    if canary is None or ab_source is None or canary.cutoff is None:
+    if canary is None or ab_source is None:
         return None
-    if now - datetime.fromisoformat(canary.cutoff) < timedelta(days=settings.policy.canary_days):
+    # The period counts from the scheduled time of the run that made the canary, so a weekly
+    # schedule settles a 7-day canary at the next run; the A/B report counts the requests from
+    # when it took traffic (canary_started), some minutes of training later.
+    since = datetime.fromisoformat(canary.cutoff) if canary.cutoff else canary_started(registry)
+    if since is None or now - _utc(since) < timedelta(days=settings.policy.canary_days):
         return None
     try:
         report = ab_source(registry, now)
@@ -352,6 +361,37 @@ def _settle(
         return None
 
 
+def canary_requests(
+    requests: pd.DataFrame, deployment: Deployment, *, since: datetime, until: datetime
+) -> pd.DataFrame:
+    """The requests the canary deployment answered: after it started, each variant on its model.
+
+    Parameters
+    ----------
+    requests : pandas.DataFrame
+        ``[n_requests, 7]`` as in :class:`shrek.monitoring.online.OnlineLog` (naive UTC times).
+    deployment : Deployment
+        The canary deployment: ``stable`` answers the ``stable`` variant, ``candidate`` the
+        ``candidate`` variant.
+    since, until : datetime
+        The canary period ``(since, until]`` (naive values are taken as UTC).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of ``requests`` in the period whose (variant, model version) is one of the
+        deployment's. Requests before the canary (production answering everyone, maybe as
+        ``candidate`` after an earlier promotion) are left out.
+    """
+    stamps = requests["timestamp"]
+    in_period = (stamps > _naive(since)) & (stamps <= _naive(until))
+    stable = (requests["variant"] == "stable") & (requests["model_version"] == deployment.stable)
+    candidate = (requests["variant"] == "candidate") & (
+        requests["model_version"] == deployment.candidate
+    )
+    return requests[in_period & (stable | candidate)]
+
+
 def log_ab_source(
     *,
     log_file: str | Path | None = None,
@@ -362,23 +402,28 @@ def log_ab_source(
 ) -> ABSource:
     """An A/B source reading the service's request log (a file or the Kafka topic).
 
-    Only requests answered by the current deployment's two model versions count.
+    Only the canary's requests count (:func:`canary_requests`: since the canary started, on
+    the deployment's two model versions), each user's first one, and only requests whose
+    ``window`` has ended by the settling time (a later watch could still turn them into hits).
+    ``policy`` gives the test's ``alpha`` and ``mde``.
     """
     policy = policy or PromotionPolicy()
 
-    def source(registry: Registry, now: datetime) -> Any:
-        from shrek.monitoring import ab, online
+    def source(registry: Registry, now: datetime) -> ABReport | None:
+        from shrek.monitoring import ab, logs, online
 
-        deployment = registry.deployment()
-        log = online.load_log(
+        deployment, started = registry.deployment(), canary_started(registry)
+        if deployment is None or started is None:
+            return None
+        log = logs.load_log(
             log_file=str(log_file or ""), bootstrap_servers=bootstrap_servers or "", topic=topic
         )
-        requests = log.requests[
-            log.requests["model_version"].isin([deployment.stable, deployment.candidate])
-        ]
-        if requests["variant"].nunique() < 2:
+        requests = canary_requests(log.requests, deployment, since=started, until=now)
+        joined = online.join_outcomes(
+            requests, log.events, window=window, observed_until=_naive(now)
+        )
+        if joined["variant"].nunique() < 2:
             return None
-        joined = online.join_outcomes(requests, log.events, window=window)
         return ab.ab_report(
             joined,
             one_per_user=True,
@@ -417,6 +462,10 @@ def run_scheduler(
     )
     logger.info("scheduled %s; next run %s", cron, fire_times(cron, start=datetime.now(UTC), n=1))
     scheduler.start()
+
+
+def _naive(moment: datetime) -> pd.Timestamp:
+    return pd.Timestamp(_utc(moment).replace(tzinfo=None))
 
 
 def _utc(moment: datetime) -> datetime:

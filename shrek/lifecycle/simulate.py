@@ -8,6 +8,10 @@ before their first rating, on the variant the canary router gives them, and a hi
 the list they rated within the week. This is how Shrek exercises the loop without live traffic;
 a deployment reads the real request log instead (:func:`~shrek.lifecycle.schedule.log_ab_source`).
 
+A replayed week of MovieLens 100K has 50–130 users, so the simulation's power analysis looks for
+a large effect (``mde`` 0.3, about 35 users a side): with the default 0.02 every canary would be
+held as underpowered.
+
 The default scenario shows the three outcomes:
 
 1. a first model (small ALS) becomes production;
@@ -22,13 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from shrek.config import RunConfig
-from shrek.lifecycle.promotion import PromotionPolicy
-from shrek.lifecycle.registry import Registry
+from shrek.lifecycle.promotion import PromotionPolicy, canary_started
+from shrek.lifecycle.registry import Deployment, Registry
 from shrek.lifecycle.rollback import canary_config_path
 from shrek.lifecycle.schedule import (
     ABSource,
@@ -39,6 +43,9 @@ from shrek.lifecycle.schedule import (
     run_cycle,
     stage_pipeline,
 )
+
+if TYPE_CHECKING:
+    from shrek.monitoring.ab import ABReport
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +124,8 @@ def simulate_weeks(
     config : RunConfig, optional
         Defaults to :func:`simulation_config`.
     policy : PromotionPolicy, optional
-        Defaults to a 50% canary for 7 days (the replayed week gives few requests).
+        Defaults to a 50% canary for 7 days and an A/B ``mde`` of 0.3 (the replayed week gives
+        few requests).
     pipeline : callable, default :func:`~shrek.lifecycle.schedule.stage_pipeline`
         Pass :func:`~shrek.lifecycle.schedule.papermill_pipeline` to run the notebooks.
 
@@ -127,7 +135,7 @@ def simulate_weeks(
         One per week; the registry in ``state_dir`` holds every decision.
     """
     config = config or simulation_config()
-    policy = policy or PromotionPolicy(canary_share=0.5, canary_days=7)
+    policy = policy or PromotionPolicy(canary_share=0.5, canary_days=7, mde=0.3)
     ab_source = replay_ab_source(source_dir, policy=policy)
     results = []
     for week, now in zip(weeks, fire_times(cron, start=start, n=len(weeks)), strict=True):
@@ -157,14 +165,16 @@ def replay_ab_source(source_dir: str | Path, *, policy: PromotionPolicy) -> ABSo
     """An A/B source that replays the canary period's ratings (see the module docstring)."""
     cache: dict[str, pd.DataFrame] = {}
 
-    def source(registry: Registry, now: datetime) -> Any:
+    def source(registry: Registry, now: datetime) -> ABReport | None:
         from shrek.data import load_movielens_100k
         from shrek.monitoring import ab, online
 
         if "ratings" not in cache:
             cache["ratings"] = load_movielens_100k(source_dir, download=False).ratings
-        canary, deployment = registry.canary(), registry.deployment()
-        since = datetime.fromisoformat(canary.cutoff).replace(tzinfo=None)
+        started, deployment = canary_started(registry), registry.deployment()
+        if started is None or deployment is None:
+            return None
+        since = started.replace(tzinfo=None)
         ratings = cache["ratings"]
         period = ratings[
             (ratings["timestamp"] > since) & (ratings["timestamp"] <= now.replace(tzinfo=None))
@@ -184,8 +194,19 @@ def replay_ab_source(source_dir: str | Path, *, policy: PromotionPolicy) -> ABSo
     return source
 
 
-def replay_requests(registry: Registry, period: pd.DataFrame, *, deployment_models: Any) -> Any:
+def replay_requests(
+    registry: Registry, period: pd.DataFrame, *, deployment_models: Deployment
+) -> pd.DataFrame:
     """One request per user of ``period``, one second before their first rating in it.
+
+    Parameters
+    ----------
+    registry : Registry
+        Its serving files give the split the canary service follows.
+    period : pandas.DataFrame
+        ``[n_ratings, 4]`` ratings of the canary period.
+    deployment_models : Deployment
+        The canary deployment: the models each variant is answered by.
 
     Returns
     -------

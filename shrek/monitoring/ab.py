@@ -96,8 +96,17 @@ class ABReport:
     significant: bool
     verdict: str
 
+    @property
+    def underpowered(self) -> bool:
+        """Whether a variant has fewer requests than the power analysis needs for ``mde``."""
+        return (
+            self.control.requests < self.required_control
+            or self.treatment.requests < self.required_treatment
+        )
+
     def to_dict(self) -> dict:
         document = asdict(self)
+        document["underpowered"] = self.underpowered
         for side in ("control", "treatment"):
             document[side]["watch_through"] = getattr(self, side).watch_through
         return document
@@ -392,7 +401,7 @@ def _with_verdict(report: ABReport) -> ABReport:
             f"{better} is better: watch-through {t.name} {t.watch_through:.1%} vs {c.name} "
             f"{c.watch_through:.1%} ({delta}, p = {report.p_value:.2g})"
         )
-    elif c.requests < report.required_control or t.requests < report.required_treatment:
+    elif report.underpowered:
         verdict = (
             f"no significant difference yet ({delta}, p = {report.p_value:.2g}); "
             f"underpowered: about {report.required_control} {c.name} and "

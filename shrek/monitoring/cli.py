@@ -53,7 +53,8 @@ def _with_log_options(command):  # noqa: ANN001, ANN202 - click decorator plumbi
 
 
 def _joined(log_file, bootstrap_servers, topic, window, count_rates):  # noqa: ANN001, ANN202
-    from shrek.monitoring.online import join_outcomes, load_log
+    from shrek.monitoring.logs import load_log
+    from shrek.monitoring.online import join_outcomes
 
     try:
         log = load_log(log_file=log_file, bootstrap_servers=bootstrap_servers, topic=topic)
@@ -210,6 +211,13 @@ def drift_command(
 @click.option("--interval", type=float, default=15.0, show_default=True, help="Seconds.")
 @click.option("--window", default="1h", show_default=True, help="Online evaluation window.")
 @click.option("--drift-window", default="7D", show_default=True)
+@click.option(
+    "--complete-only/--include-open",
+    default=True,
+    show_default=True,
+    help="Gauges over requests whose window has ended only, or also over those still open "
+    "(counted as misses so far). The counters always count completed requests.",
+)
 def monitor_command(
     bootstrap_servers: str | None,
     topic: str,
@@ -220,6 +228,7 @@ def monitor_command(
     interval: float,
     window: str,
     drift_window: str,
+    complete_only: bool,
 ) -> None:
     """Serve Shrek's Prometheus metrics (online, drift, collector) until Ctrl-C."""
     from shrek.data.dataset import Dataset
@@ -233,6 +242,7 @@ def monitor_command(
         collector_folder=collector_folder,
         window=window,
         drift_window=drift_window,
+        complete_only=complete_only,
     )
     bound = monitor.serve(port=port, host=host)
     click.echo(f"Shrek metrics on http://{host}:{bound}/metrics; Ctrl-C stops")

@@ -238,7 +238,7 @@ def drift_of_log(
     Parameters
     ----------
     log : OnlineLog
-        A parsed log or topic (:func:`shrek.monitoring.online.load_log`); its rejected lines
+        A parsed log or topic (:func:`shrek.monitoring.logs.load_log`); its rejected lines
         give the quarantine rate.
     reference_dir : str or Path, optional
         A dataset folder (:meth:`Dataset.save`, e.g. a run's ``data/``); None or empty: no

@@ -7,10 +7,17 @@ metrics and drift every ``interval`` seconds, reads the collector folder's ledge
 =========================================  ===================================================
 metric                                     meaning
 =========================================  ===================================================
-``shrek_online_requests``                  evaluated requests, by ``variant``, ``model_version``
-``shrek_online_watch_through``             watch-through rate, by ``variant``, ``model_version``
+``shrek_online_completed_requests_total``  requests whose window ended, by ``variant``,
+                                           ``model_version`` (each counted once)
+``shrek_online_hits_total``                those of them after which the user started a
+                                           recommended movie within the window
+``shrek_online_requests``                  evaluated requests in memory (the last
+                                           ``lookback``), by ``variant``, ``model_version``
+``shrek_online_watch_through``             their watch-through rate, by ``variant``,
+                                           ``model_version``
 ``shrek_online_hit_position``              mean 1-based rank of the movie started
-``shrek_online_personalization``           share of distinct lists, by ``variant``
+``shrek_online_personalization``           share of distinct lists, by ``variant``,
+                                           ``model_version``
 ``shrek_drift_rating_psi``                 PSI of ratings, latest window vs training
 ``shrek_drift_popularity_shift``           total variation distance of movie popularity
 ``shrek_drift_top_overlap``                Jaccard overlap of the most rated movies
@@ -27,8 +34,18 @@ metric                                     meaning
 ``shrek_monitor_refresh_errors_total``     refreshes that failed
 =========================================  ===================================================
 
+The watch-through over any period is the ratio of the two counters' rates, e.g.
+``rate(shrek_online_hits_total[1h]) / rate(shrek_online_completed_requests_total[1h])``: the
+alert rules use it. The gauges describe the requests in memory; by default (``complete_only``)
+only those whose window has ended, so a request still open is never counted as a miss.
+
 Notes
 -----
+The exporter's clock is the stream's: a request's window has ended once the log holds a line
+stamped at least ``window`` after it. A watch that reaches the exporter after that (a slow
+partition) is not counted. The counters restart from what is in memory when the exporter
+restarts; ``rate`` treats that as a counter reset.
+
 The collector folder is read through its SQLite ledger in read-only mode (the running
 collector holds the folder's lock). The lag is the topic's high watermark, as seen by the
 exporter's own reader, minus the ledger's next offset, summed over partitions.
@@ -46,13 +63,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shrek.monitoring.drift import DriftReport, drift_report, latest_window
-from shrek.monitoring.online import OnlineLog, join_outcomes, online_metrics, parse_log
+from shrek.monitoring.online import (
+    OnlineLog,
+    check_window,
+    join_outcomes,
+    online_metrics,
+    parse_log,
+)
 from shrek.stream.broker import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -75,7 +99,7 @@ class Snapshot:
     """What the exporter serves; replaced as a whole on each refresh."""
 
     online: pd.DataFrame | None = None
-    personalization: dict[str, float] = field(default_factory=dict)
+    completed: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     drift: DriftReport | None = None
     stream_quarantine_rate: float | None = None
     collector: dict[str, Any] | None = None
@@ -120,6 +144,20 @@ class ShrekMetrics(Collector):
     @staticmethod
     def _online(snap: Snapshot) -> Iterator[Any]:
         labels = ["variant", "model_version"]
+        completed = CounterMetricFamily(
+            "shrek_online_completed_requests",
+            "Evaluated requests whose watch window ended.",
+            labels=labels,
+        )
+        hits = CounterMetricFamily(
+            "shrek_online_hits",
+            "Completed requests after which the user started a recommended movie in the window.",
+            labels=labels,
+        )
+        for key, (n_requests, n_hits) in sorted(snap.completed.items()):
+            completed.add_metric(list(key), n_requests)
+            hits.add_metric(list(key), n_hits)
+        yield from (completed, hits)
         families = {
             "requests": GaugeMetricFamily(
                 "shrek_online_requests", "Evaluated recommendation requests.", labels=labels
@@ -134,20 +172,17 @@ class ShrekMetrics(Collector):
                 "Mean 1-based rank of the recommended movie started.",
                 labels=labels,
             ),
+            "personalization": GaugeMetricFamily(
+                "shrek_online_personalization",
+                "Share of distinct recommendation lists among users.",
+                labels=labels,
+            ),
         }
         if snap.online is not None:
             for row in snap.online.itertuples(index=False):
                 for column, family in families.items():
                     family.add_metric([row.variant, row.model_version], float(getattr(row, column)))
         yield from families.values()
-        personalization = GaugeMetricFamily(
-            "shrek_online_personalization",
-            "Share of distinct recommendation lists among users.",
-            labels=["variant"],
-        )
-        for variant, value in snap.personalization.items():
-            personalization.add_metric([variant], value)
-        yield personalization
 
     @staticmethod
     def _collector(state: dict[str, Any]) -> Iterator[Any]:
@@ -184,27 +219,29 @@ def read_collector_state(folder: str | Path, *, topic: str) -> dict[str, Any] | 
     Returns
     -------
     dict or None
-        ``topic``, ``accepted``, ``quarantined``, ``duplicates`` (int) and ``offsets``
-        (partition -> next offset).
+        ``topic``, ``accepted``, ``quarantined``, ``duplicates`` (int, as the collector
+        reports them: events whose user or movie the metadata API reports unknown count as
+        quarantined) and ``offsets`` (partition -> next offset).
     """
-    path = Path(folder) / "state.sqlite"
-    if not path.exists():
+    from shrek.stream import tables
+    from shrek.stream.store import CollectorStore
+
+    if not (Path(folder) / "state.sqlite").is_file():
         return None
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
-        counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
-        offsets = dict(
-            db.execute(
-                "SELECT partition, next_offset FROM offsets WHERE topic = ?", (topic,)
-            ).fetchall()
-        )
+        store = CollectorStore(folder, topic=topic, read_only=True)
     except sqlite3.OperationalError as err:  # tables not created yet
-        logger.debug("collector ledger %s not readable yet: %s", path, err)
+        logger.debug("collector ledger in %s not readable yet: %s", folder, err)
+        return None
+    try:
+        counters = tables.report_counters(store, tables.unknown_ids(store))
+        offsets = store.next_offsets()
+    except sqlite3.OperationalError as err:
+        logger.debug("collector ledger in %s not readable yet: %s", folder, err)
         return None
     finally:
-        db.close()
-    state = {name: int(counters.get(name, 0)) for name in ("accepted", "quarantined", "duplicates")}
-    return {"topic": topic, **state, "offsets": offsets}
+        store.close()
+    return {"topic": topic, **counters, "offsets": offsets}
 
 
 class Monitor:
@@ -225,9 +262,16 @@ class Monitor:
     drift_window : str, default "7D"
         The latest collection window compared with ``reference``.
     lookback : str, default "30D"
-        Events older than this (before the newest one) are dropped from memory.
-    complete_only : bool, default False
-        Evaluate only requests whose whole window has been observed.
+        Events older than this (before the newest one) are dropped from memory; at least
+        ``window``.
+    complete_only : bool, default True
+        The gauges evaluate only requests whose whole window has been observed (the counters
+        always do).
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or ``lookback`` is not a positive duration, or ``lookback < window``.
     """
 
     def __init__(
@@ -240,17 +284,24 @@ class Monitor:
         window: str = "1h",
         drift_window: str = "7D",
         lookback: str = "30D",
-        complete_only: bool = False,
+        complete_only: bool = True,
     ) -> None:
-        from shrek.monitoring.online import TopicReader
+        from shrek.monitoring.logs import TopicReader
 
         self.topic = topic
         self.reference = reference
         self.collector_folder = Path(collector_folder) if collector_folder else None
-        self.window = window
+        self.window = check_window(window)
         self.drift_window = drift_window
-        self.lookback = pd.Timedelta(lookback)
+        self.lookback = check_window(lookback, name="lookback")
+        if self.lookback < self.window:
+            raise ValueError(
+                f"lookback must be at least the window ({window}), got {lookback!r}: requests "
+                "would leave memory before their window ends"
+            )
         self.complete_only = complete_only
+        self._completed: dict[tuple[str, str], tuple[int, int]] = {}
+        self._counted: set[tuple] = set()
         self.metrics = ShrekMetrics()
         self.registry = CollectorRegistry()
         self.registry.register(self.metrics)
@@ -274,14 +325,19 @@ class Monitor:
         snap.stream_quarantine_rate = self._rejected / self._lines if self._lines else None
         requests, events = self.log.requests, self.log.events
         if not requests.empty:
-            until = events["timestamp"].max() if self.complete_only and len(events) else None
-            joined = join_outcomes(requests, events, window=self.window, observed_until=until)
+            clock = requests["timestamp"].max()
+            if not events.empty:
+                clock = max(clock, events["timestamp"].max())
+            complete = join_outcomes(requests, events, window=self.window, observed_until=clock)
+            self._count_completed(complete, start=clock - self.lookback)
+            joined = (
+                complete
+                if self.complete_only
+                else join_outcomes(requests, events, window=self.window)
+            )
             if not joined.empty:
                 snap.online = online_metrics(joined)
-                per_variant = online_metrics(joined, by=("variant",))
-                snap.personalization = dict(
-                    zip(per_variant["variant"], per_variant["personalization"], strict=True)
-                )
+        snap.completed = dict(self._completed)
         rates = events[events["kind"] == "rate"].rename(columns={"value": "rating"})
         current = latest_window(rates, window=self.drift_window)
         if self.reference is not None and not current.empty:
@@ -293,6 +349,30 @@ class Monitor:
             "monitor refresh: %d new records in %.3f s", len(lines), time.perf_counter() - started
         )
         return snap
+
+    def _count_completed(self, complete: pd.DataFrame, *, start: pd.Timestamp) -> None:
+        """Add the completed requests not counted yet to the counters (each request once)."""
+        keys = list(
+            zip(
+                complete["timestamp"],
+                complete["user_id"],
+                complete["variant"],
+                complete["model_version"],
+                complete["list_key"],
+                strict=True,
+            )
+        )
+        new = np.fromiter((key not in self._counted for key in keys), bool, len(keys))
+        fresh = complete[new]
+        counts = fresh.groupby(["variant", "model_version"])["hit"].agg(["size", "sum"])
+        for (variant, version), row in counts.iterrows():
+            n_requests, n_hits = self._completed.get((variant, version), (0, 0))
+            self._completed[(variant, version)] = (
+                n_requests + int(row["size"]),
+                n_hits + int(row["sum"]),
+            )
+        self._counted.update(key for key, is_new in zip(keys, new, strict=True) if is_new)
+        self._counted = {key for key in self._counted if key[0] >= start}
 
     def _collector_state(self) -> dict[str, Any] | None:
         if self.collector_folder is None:

@@ -16,23 +16,20 @@ distinct lists among the users' lists (``n distinct lists / n distinct (user, li
 The stream line has no field for the variant or the model version; the service puts them in
 the Kafka record's headers (:mod:`shrek.serve.request_log`) and in its own log as
 ``<line> | variant=stable model_version=shrek-als:abc ...``. :func:`parse_log` reads both
-forms; :func:`read_topic` reads a topic with its headers.
+forms; :mod:`shrek.monitoring.logs` reads a topic with its headers, or a log file.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from shrek.data.schemas import DEFAULT_RATING_SCALE
-from shrek.stream.broker import KafkaSettings
 from shrek.stream.events import RateEvent, RecommendationRequest, WatchEvent, parse_line
 
 logger = logging.getLogger(__name__)
@@ -172,107 +169,6 @@ def events_frame(rows: Sequence[tuple] = ()) -> pd.DataFrame:
     )
 
 
-def read_topic(
-    settings: KafkaSettings,
-    topic: str,
-    *,
-    timeout: float = 30.0,
-    idle_seconds: float = 2.0,
-    rating_scale: tuple[int, int] = DEFAULT_RATING_SCALE,
-) -> OnlineLog:
-    """Read every record of ``topic`` with its headers (no consumer group) and parse it.
-
-    Parameters
-    ----------
-    settings : KafkaSettings
-        Where the broker is.
-    topic : str
-        The event stream (requests, watch and rate events).
-    timeout : float, default 30.0
-        Most seconds to spend reading.
-    idle_seconds : float, default 2.0
-        Stop once every partition reached its high watermark, or after this long without a
-        new record.
-    rating_scale : tuple of int, default (1, 5)
-
-    Returns
-    -------
-    OnlineLog
-    """
-    reader = TopicReader(settings, topic)
-    try:
-        lines, headers = reader.read_available(timeout=timeout, idle_seconds=idle_seconds)
-    finally:
-        reader.close()
-    return parse_log(lines, headers=headers, rating_scale=rating_scale)
-
-
-class TopicReader:
-    """Reads a topic's records with their headers from the beginning, incrementally.
-
-    Every partition is assigned (no group join, nothing committed), so reading never disturbs
-    the collector's consumer group. :meth:`read_available` returns what arrived since the
-    last call.
-    """
-
-    def __init__(self, settings: KafkaSettings, topic: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        self.topic = topic
-        self.consumer = KafkaConsumer(**settings.consumer_config(None))
-        partitions = _partitions(self.consumer, topic)
-        self.partitions = [TopicPartition(topic, p) for p in partitions]
-        self.consumer.assign(self.partitions)
-        self.consumer.seek_to_beginning(*self.partitions)
-
-    def read_available(
-        self, *, timeout: float = 10.0, idle_seconds: float = 1.0
-    ) -> tuple[list[bytes], list[dict[str, bytes]]]:
-        """Lines and headers of the records that arrived since the last call."""
-        lines: list[bytes] = []
-        headers: list[dict[str, bytes]] = []
-        started = last = time.monotonic()
-        while time.monotonic() - started < timeout:
-            polled = self.consumer.poll(timeout_ms=200, max_records=10_000)
-            for records in polled.values():
-                for record in records:
-                    lines.append(record.value)
-                    headers.append(dict(record.headers or ()))
-                last = time.monotonic()
-            if not polled and self.caught_up():
-                break
-            if time.monotonic() - last >= idle_seconds:
-                break
-        return lines, headers
-
-    def caught_up(self) -> bool:
-        """Whether every partition's position reached the high watermark of its last fetch."""
-        for tp in self.partitions:
-            mark = self.consumer.highwater(tp)
-            if mark is None or self.consumer.position(tp) < mark:
-                return False
-        return True
-
-    def high_watermarks(self) -> dict[int, int | None]:
-        """Partition -> high watermark from the last fetch response (None before one)."""
-        return {tp.partition: self.consumer.highwater(tp) for tp in self.partitions}
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
-def _partitions(consumer: Any, topic: str, wait_seconds: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return sorted(partitions)
-        if time.monotonic() >= deadline:
-            servers = consumer.config["bootstrap_servers"]
-            raise ValueError(f"topic must exist on {servers}, got {topic!r} (no such topic)")
-        time.sleep(0.1)
-
-
 def join_outcomes(
     requests: pd.DataFrame,
     events: pd.DataFrame,
@@ -311,7 +207,7 @@ def join_outcomes(
     ValueError
         For a window that is not positive or an unknown event kind.
     """
-    window = _check_window(window)
+    window = check_window(window)
     kinds = _check_kinds(kinds)
     answered = requests[(requests["status"] == 200) & (requests["movie_ids"].map(len) > 0)]
     if observed_until is not None:
@@ -455,13 +351,14 @@ def evaluate_online(
     return metrics
 
 
-def _check_window(window: str | pd.Timedelta) -> pd.Timedelta:
+def check_window(window: str | pd.Timedelta, *, name: str = "window") -> pd.Timedelta:
+    """``window`` as a Timedelta; ValueError naming ``name`` unless it is a positive duration."""
     try:
         value = pd.Timedelta(window)
     except (TypeError, ValueError):
         value = None
     if value is None or pd.isna(value) or value <= pd.Timedelta(0):
-        raise ValueError(f"window must be a positive duration like '1h' or '2D', got {window!r}")
+        raise ValueError(f"{name} must be a positive duration like '1h' or '2D', got {window!r}")
     return value
 
 
@@ -471,42 +368,3 @@ def _check_kinds(kinds: Sequence[str]) -> list[str]:
             f"kinds must be a non-empty sequence of {', '.join(OUTCOME_KINDS)}, got {kinds!r}"
         )
     return list(kinds)
-
-
-def load_log(
-    *,
-    log_file: str | Path | None = None,
-    bootstrap_servers: str | None = None,
-    topic: str = "shrek-events",
-    rating_scale: tuple[int, int] = DEFAULT_RATING_SCALE,
-) -> OnlineLog:
-    """A parsed log from a text file of stream lines, or else from a Kafka topic.
-
-    Parameters
-    ----------
-    log_file : str or Path, optional
-        Stream lines, each optionally ending with `` | variant=... model_version=...``.
-        Empty or None: read ``topic``.
-    bootstrap_servers : str, optional
-        Kafka ``host:port`` list; ``SHREK_KAFKA_BOOTSTRAP_SERVERS`` (and the other
-        ``SHREK_KAFKA_*`` settings) when empty.
-    topic : str, default "shrek-events"
-    rating_scale : tuple of int, default (1, 5)
-
-    Raises
-    ------
-    ValueError
-        If neither a log file nor Kafka servers are given.
-    """
-    if log_file:
-        with open(log_file, "rb") as lines:
-            return parse_log(lines, rating_scale=rating_scale)
-    settings = KafkaSettings.from_env()
-    if bootstrap_servers:
-        settings = settings.with_bootstrap(bootstrap_servers, embedded=False)
-    if not settings.configured:
-        raise ValueError(
-            "log_file or bootstrap_servers must be given (or SHREK_KAFKA_BOOTSTRAP_SERVERS set), "
-            "got neither"
-        )
-    return read_topic(settings, topic, rating_scale=rating_scale)

@@ -1,6 +1,6 @@
 """Closed-loop simulation: turns from a dataset; on MovieLens 100K, ALS vs LightFM behind a
-50/50 canary produce the A/B report of notebook 08, and ALS vs ALS (A/A) is not significant
-(issue 6)."""
+50/50 canary produce the A/B report of notebook 08, ALS vs ALS (A/A) is not significant, and a
+service splitting 70/30 while the analysis expects 50/50 is flagged (issue 6)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from shrek.data.dataset import Dataset
 from shrek.monitoring.ab import ab_report
 from shrek.monitoring.closed_loop import _turn_lines, plan_turns, run_closed_loop
-from shrek.monitoring.online import join_outcomes, parse_log, read_topic
+from shrek.monitoring.logs import read_topic
+from shrek.monitoring.online import join_outcomes, parse_log
 from shrek.stream.broker import ensure_topic
 from shrek.stream.replay import WatchModel
 
@@ -100,18 +101,30 @@ def movielens_models(ml100k, stack, tmp_path_factory):
     return {"exported": stack.export(run_dir), "run_dir": run_dir}
 
 
-def closed_loop(ml100k, broker, serve, stack, models, *, candidate: str, topic: str):
-    """Serve ALS vs ``candidate`` 50/50, run the closed loop; the topic's log and the stats."""
+def closed_loop(
+    ml100k,
+    broker,
+    serve,
+    stack,
+    models,
+    *,
+    candidate: str,
+    topic: str,
+    share: float = 0.5,
+    n_users: int = N_USERS,
+):
+    """Serve ALS vs ``candidate`` on ``share`` of users, run the closed loop over ``n_users``;
+    the topic's log and the stats."""
     ensure_topic(broker.settings(), topic, partitions=3)
     env = stack.canary_env(
-        models["exported"], broker=broker, topic=topic, share=0.5, candidate=candidate
+        models["exported"], broker=broker, topic=topic, share=share, candidate=candidate
     )
     served = serve("bentos.canary.service:ShrekCanary", env)
     turns = plan_turns(
         ml100k.ratings,
         start=CUT,
         horizon="7D",
-        max_users=N_USERS,
+        max_users=n_users,
         watch_model=WatchModel(watch_fraction=1.0, runtime_minutes=10, seed=0),
     )
     stats = run_closed_loop(turns, service_url=served.url, settings=broker.settings(), topic=topic)
@@ -175,3 +188,27 @@ def test_aa_closed_loop_is_not_declared_significant(ml100k, broker, serve, stack
     assert not report.srm
     assert not report.significant
     print(f"\nA/A closed loop: {report.verdict}")
+
+
+@pytest.mark.realdata
+def test_a_70_30_closed_loop_analysed_as_50_50_is_a_sample_ratio_mismatch(
+    ml100k, broker, serve, stack, movielens_models
+):
+    log, stats = closed_loop(
+        ml100k,
+        broker,
+        serve,
+        stack,
+        movielens_models,
+        candidate="als",
+        topic="srm-ml100k",
+        share=0.3,
+        n_users=120,
+    )
+
+    report = ab_report(join_outcomes(log.requests, log.events, window="1D"))
+
+    assert report.control.requests + report.treatment.requests == stats.answered == 120
+    assert report.observed_treatment_share < 0.4
+    assert report.srm and not report.significant
+    assert report.verdict.startswith("SAMPLE RATIO MISMATCH")

@@ -75,7 +75,11 @@ def test_exporter_serves_online_collector_and_drift_metrics(
     assert value("shrek_online_requests", **stable) == 3
     assert value("shrek_online_hit_position", **stable) == pytest.approx(8 / 3)
     assert value("shrek_online_watch_through", **candidate) == 0.0
-    assert value("shrek_online_personalization", variant="stable") == 1.0
+    assert value("shrek_online_personalization", **stable) == 1.0  # issue 6: per model version
+    assert value("shrek_online_completed_requests_total", **stable) == 3
+    assert value("shrek_online_hits_total", **stable) == 3
+    assert value("shrek_online_completed_requests_total", **candidate) == 2  # 1 answered 500
+    assert value("shrek_online_hits_total", **candidate) == 0
     assert value("shrek_collector_events_total", topic=topic, outcome="accepted") == 16
     assert value("shrek_collector_events_total", topic=topic, outcome="quarantined") == 1
     assert value("shrek_collector_quarantine_rate", topic=topic) == pytest.approx(1 / 17)
@@ -89,3 +93,35 @@ def test_exporter_serves_online_collector_and_drift_metrics(
 
 def test_collector_state_of_a_missing_folder_is_none(tmp_path):
     assert read_collector_state(tmp_path, topic="t") is None
+
+
+def test_the_counters_count_each_request_once_when_its_window_has_ended(broker, tmp_path):
+    """Regression (issue 6): watch-through counted still-open windows as misses."""
+    topic = "monitor-counters"
+    ensure_topic(broker.settings(), topic, partitions=1)
+
+    def request(stamp: str, user: int) -> str:
+        return (
+            f"2026-03-01T{stamp}.000,{user},recommendation request api:8082, status 200, "
+            "result: a+1, b+2, 40 ms | variant=stable model_version=als:1"
+        )
+
+    produce(broker.settings(), topic, [request("10:00:00", 1), request("10:30:00", 2)])
+    monitor = Monitor(broker.settings(), topic, window="1h")
+    try:
+        port = monitor.serve(port=0)
+        open_windows = monitor.refresh()
+        produce(broker.settings(), topic, ["2026-03-01T10:50:00,2,GET /data/m/b+2/0.mpg"])
+        monitor.refresh()
+        produce(broker.settings(), topic, ["2026-03-01T11:40:00,3,GET /data/m/z+9/0.mpg"])
+        monitor.refresh()
+        monitor.refresh()  # nothing new: the counters stay
+        samples = scrape(port)
+    finally:
+        monitor.stop()
+
+    labels = (("model_version", "als:1"), ("variant", "stable"))
+    assert open_windows.online is None and open_windows.completed == {}
+    assert samples[("shrek_online_completed_requests_total", labels)] == 2
+    assert samples[("shrek_online_hits_total", labels)] == 1
+    assert samples[("shrek_online_watch_through", labels)] == 0.5

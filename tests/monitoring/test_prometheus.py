@@ -1,5 +1,7 @@
 """A real Prometheus scrapes a real `bentoml serve` and Shrek's exporter; Shrek's metrics are
-read back through Prometheus's HTTP API; promtool accepts the alert rules (issue 6)."""
+read back through Prometheus's HTTP API, the collector's lag and counters change as it falls
+behind and catches up; every dashboard panel and alert queries metrics and labels that exist;
+promtool accepts the alert rules (issue 6)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,16 @@ import json
 import re
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
+from kafka import KafkaProducer
 
 from shrek.monitoring.closed_loop import plan_turns, run_closed_loop
+from shrek.monitoring.logs import read_topic
 from shrek.monitoring.metrics import Monitor
-from shrek.monitoring.online import join_outcomes, online_metrics, read_topic
+from shrek.monitoring.online import join_outcomes, online_metrics
 from shrek.monitoring.prometheus import (
     ALERT_RULES,
     DASHBOARD,
@@ -33,8 +38,13 @@ SMALL = {
 }
 PROMQL_WORDS = {
     "sum", "by", "rate", "histogram_quantile", "max", "min", "avg", "le", "on", "and", "or",
-    "without", "avg_over_time", "time", "group_left", "offset", "count",
+    "without", "avg_over_time", "time", "group_left", "offset", "count", "vector", "increase",
+    "ignoring",
 }  # fmt: skip
+LATE = 7  # lines produced after the collector stopped: its lag
+SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
+MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"')
+GROUPING = re.compile(r"\b(?:by|on|without|ignoring)\s*\(([^)]*)\)")
 
 
 def metric_names(exprs: list[str]) -> set[str]:
@@ -48,16 +58,47 @@ def metric_names(exprs: list[str]) -> set[str]:
     return {name for name in names if not re.fullmatch(r"[0-9.e]+", name)}
 
 
-def dashboard_metrics() -> set[str]:
+def dashboard_exprs() -> list[str]:
     dashboard = json.loads(DASHBOARD.read_text())
-    return metric_names(
-        [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
-    )
+    return [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+
+
+def alert_exprs() -> list[str]:
+    groups = yaml.safe_load(ALERT_RULES.read_text())["groups"]
+    return [rule["expr"] for group in groups for rule in group["rules"]]
+
+
+def dashboard_metrics() -> set[str]:
+    return metric_names(dashboard_exprs())
 
 
 def alert_metrics() -> set[str]:
-    groups = yaml.safe_load(ALERT_RULES.read_text())["groups"]
-    return metric_names([rule["expr"] for group in groups for rule in group["rules"]])
+    return metric_names(alert_exprs())
+
+
+def label_problems(prometheus, exprs: list[str]) -> list[str]:
+    """Label matchers and grouping labels of ``exprs`` that no stored series carries.
+
+    A matcher's label must exist on its metric; an ``=`` matcher's value must be one it has
+    (a regex may match nothing yet: no 5xx answers); a ``by``/``on`` label must exist on one
+    of the expression's metrics.
+    """
+    problems = []
+    for expr in exprs:
+        labels_of = {name: prometheus.series(name) for name in metric_names([expr])}
+        for name, matchers in SELECTOR.findall(expr):
+            for label, operator, value in MATCHER.findall(matchers):
+                values = {series.get(label) for series in labels_of[name]} - {None}
+                if not values:
+                    problems.append(f"{name} has no label {label!r}: {expr}")
+                elif operator == "=" and value not in values:
+                    problems.append(f"{name} has no {label}={value!r} (only {values}): {expr}")
+        present = {label for found in labels_of.values() for series in found for label in series}
+        for grouping in GROUPING.findall(expr):
+            for label in filter(None, (part.strip() for part in grouping.split(","))):
+                if label not in present:
+                    problems.append(f"no metric of the expression has label {label!r}: {expr}")
+    return problems
 
 
 def test_promtool_accepts_the_alert_rules_and_their_unit_tests():
@@ -127,10 +168,8 @@ def live_stack(broker, stack, tmp_path_factory):
         )
         assert served.get("/recommend/abc").status_code == 400
         log = wait_for_requests(broker, topic, stats.answered)
-        with Collector(
-            folder / "collected", settings=broker.settings(), topic=topic, assign=True
-        ) as collector:
-            collector.run(stop_at_end=True, until_idle_seconds=10)
+        collect(broker, folder / "collected", topic)
+        produce_late_lines(broker, topic)
         monitor = Monitor(
             broker.settings(),
             topic,
@@ -140,10 +179,35 @@ def live_stack(broker, stack, tmp_path_factory):
         )
         monitor.refresh()
         port = monitor.serve(port=0)
-        yield {"served": served, "monitor": monitor, "port": port, "log": log, "stats": stats}
+        yield {
+            "served": served,
+            "monitor": monitor,
+            "port": port,
+            "log": log,
+            "stats": stats,
+            "topic": topic,
+            "collected": folder / "collected",
+        }
         monitor.stop()
     finally:
         stack.stop_service(served)
+
+
+def collect(broker, folder, topic: str) -> None:
+    """Run the collector until the end of the topic, then stop it."""
+    with Collector(folder, settings=broker.settings(), topic=topic, assign=True) as collector:
+        collector.run(stop_at_end=True, until_idle_seconds=10)
+
+
+def produce_late_lines(broker, topic: str) -> None:
+    """``LATE`` watch events after the collector stopped: the collector is behind."""
+    producer = KafkaProducer(**broker.settings().producer_config())
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for minute in range(LATE):
+        stamp = (now + timedelta(minutes=minute)).isoformat(timespec="milliseconds")
+        producer.send(topic, value=f"{stamp},424242,GET /data/m/late+1/{minute}.mpg".encode())
+    producer.flush()
+    producer.close()
 
 
 def wait_for_requests(broker, topic: str, n: int, timeout: float = 30.0):
@@ -182,7 +246,9 @@ def test_shrek_metrics_read_back_through_prometheus_equal_the_online_evaluation(
     live_stack, prometheus
 ):
     log = live_stack["log"]
-    expected = online_metrics(join_outcomes(log.requests, log.events, window="1D"))
+    clock = max(log.requests["timestamp"].max(), log.events["timestamp"].max())
+    joined = join_outcomes(log.requests, log.events, window="1D", observed_until=clock)
+    expected = online_metrics(joined)
 
     result = prometheus.query("shrek_online_watch_through")
 
@@ -195,19 +261,40 @@ def test_shrek_metrics_read_back_through_prometheus_equal_the_online_evaluation(
     }
     assert got == pytest.approx(want)
     requests = prometheus.query("sum(shrek_online_requests)")
-    assert float(requests[0]["value"][1]) == len(log.requests)
+    assert float(requests[0]["value"][1]) == len(joined) == len(log.requests)
+    completed = prometheus.query("sum(shrek_online_completed_requests_total)")
+    hits = prometheus.query("sum(shrek_online_hits_total)")
+    assert float(completed[0]["value"][1]) == len(joined)
+    assert float(hits[0]["value"][1]) == joined["hit"].sum()
+    personalization = prometheus.query("shrek_online_personalization")
+    assert {tuple(sorted(r["metric"])) for r in personalization} == {
+        ("__name__", "instance", "job", "model_version", "variant")
+    }
 
 
-def test_prometheus_scrapes_the_service_and_collector_metrics(live_stack, prometheus):
+def test_prometheus_scrapes_the_service_and_sees_the_collector_fall_behind_and_catch_up(
+    live_stack, prometheus, broker
+):
+    """Regression (issue 6): the collector had finished before the scrape, so a lag of 0
+    proved nothing. Here it is ``LATE`` records behind, then catches up."""
     answered = prometheus.wait_for("sum by (variant) (shrek_recommendations_total)")
-    lag = prometheus.wait_for("shrek_collector_lag")
+    behind = prometheus.wait_for("shrek_collector_lag")
     accepted = prometheus.query('shrek_collector_events_total{outcome="accepted"}')
 
     assert {r["metric"]["variant"] for r in answered} == {"stable", "candidate"}
     assert sum(float(r["value"][1]) for r in answered) == live_stack["stats"].answered
-    assert float(lag[0]["value"][1]) == 0
+    assert float(behind[0]["value"][1]) == LATE
     assert float(accepted[0]["value"][1]) == live_stack["log"].n_lines
     assert prometheus.query('shrek_bad_requests_total{reason="user_id"}')
+
+    collect(broker, live_stack["collected"], live_stack["topic"])
+    live_stack["monitor"].refresh()
+
+    total = live_stack["log"].n_lines + LATE
+    assert prometheus.wait_for("shrek_collector_lag == 0")
+    assert prometheus.wait_for(f'shrek_collector_events_total{{outcome="accepted"}} == {total}')
+    grew = prometheus.wait_for('increase(shrek_collector_events_total{outcome="accepted"}[1m])')
+    assert float(grew[0]["value"][1]) > 0
 
 
 def test_prometheus_loaded_the_alert_rules(prometheus):
@@ -216,17 +303,31 @@ def test_prometheus_loaded_the_alert_rules(prometheus):
     assert groups == {"shrek-service", "shrek-online", "shrek-data"}
 
 
-def test_every_dashboard_panel_queries_a_metric_that_exists(prometheus):
+def test_every_dashboard_panel_queries_metrics_and_labels_that_exist(prometheus):
     prometheus.wait_for("bentoml_service_request_duration_seconds_bucket")
     missing = sorted(name for name in dashboard_metrics() if not prometheus.series(name))
 
-    assert dashboard_metrics() >= {"shrek_online_watch_through", "shrek_collector_lag"}
+    assert dashboard_metrics() >= {"shrek_online_hits_total", "shrek_collector_lag"}
     assert missing == []
+    assert label_problems(prometheus, dashboard_exprs()) == []
 
 
-def test_every_alert_queries_a_metric_that_exists(prometheus):
+def test_every_alert_queries_metrics_and_labels_that_exist(prometheus):
     prometheus.wait_for("bentoml_service_request_total")
+    prometheus.wait_for("shrek:online_watch_through:ratio_rate1h")  # recorded by the rules
     missing = sorted(name for name in alert_metrics() if not prometheus.series(name))
 
     assert "shrek_drift_rating_psi" in alert_metrics()
     assert missing == []
+    assert label_problems(prometheus, alert_exprs()) == []
+
+
+def test_the_error_ratio_is_zero_not_empty_without_5xx(live_stack, prometheus):
+    """Regression (issue 6): the error-rate expression returned no data without a 5xx."""
+    for _ in range(30):  # answered 400, not logged to the topic: traffic without any 5xx
+        assert live_stack["served"].get("/recommend/abc").status_code == 400
+        time.sleep(0.1)
+
+    ratio = prometheus.wait_for("shrek:request_error_ratio:rate5m == 0")
+
+    assert {r["metric"]["service_name"] for r in ratio} == {"shrek-canary"}
