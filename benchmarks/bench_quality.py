@@ -36,12 +36,14 @@ import numpy as np
 import pandas as pd
 
 from shrek.config import load_config
-from shrek.data import load_movielens_100k, stratified_split, temporal_split
+from shrek.data import Dataset, load_movielens_100k, stratified_split, temporal_split
 from shrek.evaluate import EvaluationResult, evaluate_model
 from shrek.evaluate.cold_start import evaluate_new_users, hold_out_users
 from shrek.models import Interactions, make_model
 
 K = 10
+#: Row label -> (model name, constructor keywords).
+Rows = dict[str, tuple[str, dict[str, Any]]]
 COLUMNS = ["precision@10", "recall@10", "ndcg@10", "map@10", "map (recs)"]
 #: Recommenders README, "Algorithm Comparison", MovieLens 100K, k = 10 (MAP as defined there).
 PUBLISHED = pd.DataFrame(
@@ -76,7 +78,7 @@ def measured(run: Callable[[], tuple[float, EvaluationResult]]) -> dict[str, Any
     return row
 
 
-def variants(models: dict[str, dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
+def variants(models: dict[str, dict[str, Any]]) -> Rows:
     """Row label -> (model name, parameters): the saved ones, and LightFM with/without features."""
     lightfm = models.get("lightfm", {})
     features = lightfm.get("use_user_features", True), lightfm.get("use_item_features", True)
@@ -105,12 +107,16 @@ def variants(models: dict[str, dict[str, Any]]) -> dict[str, tuple[str, dict[str
     return rows
 
 
-def split_table(dataset, train: pd.DataFrame, test: pd.DataFrame, rows: dict) -> pd.DataFrame:
+def split_table(
+    dataset: Dataset, train: pd.DataFrame, test: pd.DataFrame, rows: Rows
+) -> pd.DataFrame:
     """Fit every row's model on ``train``, evaluate on ``test``."""
     table = {}
     for label, (name, params) in rows.items():
 
-        def run(name=name, params=params):
+        def run(
+            name: str = name, params: dict[str, Any] = params
+        ) -> tuple[float, EvaluationResult]:
             model = make_model(name, **params)
             started = time.perf_counter()
             model.fit(Interactions(train), users=dataset.users, movies=dataset.movies)
@@ -122,10 +128,11 @@ def split_table(dataset, train: pd.DataFrame, test: pd.DataFrame, rows: dict) ->
     return pd.DataFrame(table).T
 
 
-def cold_start_table(dataset, rows: dict, *, fraction: float, seed: int) -> pd.DataFrame:
+def cold_start_table(dataset: Dataset, rows: Rows, *, fraction: float, seed: int) -> pd.DataFrame:
     """Hold out ``fraction`` of users; popularity and LightFM answer them, ALS cannot.
 
-    Adds LightFM's default settings with features (the model of the realdata cold-start test).
+    Adds LightFM's default settings with features, beside the saved ones (the realdata
+    cold-start test checks the saved ones).
     """
     train, new_users = hold_out_users(dataset.ratings, fraction=fraction, seed=seed)
     rows = {**rows, "lightfm (default settings, with features)": ("lightfm", {})}
@@ -134,7 +141,9 @@ def cold_start_table(dataset, rows: dict, *, fraction: float, seed: int) -> pd.D
         if name == "als":
             continue
 
-        def run(name=name, params=params):
+        def run(
+            name: str = name, params: dict[str, Any] = params
+        ) -> tuple[float, EvaluationResult]:
             model = make_model(name, **params)
             started = time.perf_counter()
             model.fit(Interactions(train), users=dataset.users, movies=dataset.movies)

@@ -5,13 +5,21 @@ Model hyperparameters are passed as-is to the model constructors, which check th
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shrek.errors import ShrekWarning
+
+#: The run settings of the repository (outside the package: a non-editable install lacks it).
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "run.yaml"
+
+
+class MissingConfigWarning(ShrekWarning):
+    """``configs/run.yaml`` is missing: the run uses built-in defaults, not the tuned models."""
 
 
 class _Strict(BaseModel):
@@ -82,15 +90,28 @@ class RunConfig(_Strict):
 
 
 def load_config(path: str | Path | None = None) -> RunConfig:
-    """Read a :class:`RunConfig` from YAML; ``None`` reads ``configs/run.yaml`` when present.
+    """Read a :class:`RunConfig` from YAML; ``None`` reads ``configs/run.yaml``.
 
     Raises
     ------
     ValueError
         Naming the file and every setting that is unknown or out of range.
+
+    Warns
+    -----
+    MissingConfigWarning
+        ``path`` is ``None`` and ``configs/run.yaml`` does not exist: the built-in defaults are
+        returned, whose models have their constructor defaults, not the tuned parameters.
     """
     if path is None:
         if not DEFAULT_CONFIG.exists():
+            warnings.warn(
+                f"{DEFAULT_CONFIG} does not exist: using the built-in defaults, so the models "
+                "run with their constructor defaults, not the tuned parameters; pass --config "
+                "with a run config (the repository's configs/run.yaml)",
+                MissingConfigWarning,
+                stacklevel=2,
+            )
             return RunConfig()
         path = DEFAULT_CONFIG
     path = Path(path)

@@ -25,3 +25,25 @@ def test_missing_data_is_one_clear_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: SHREK_DATA_DIR={tmp_path} must hold ml-100k/u.data")
     assert "Traceback" not in err
+
+
+def test_missing_run_config_warns_that_the_tuned_parameters_are_not_used(tmp_path, monkeypatch):
+    """Regression (review of issue 8): without configs/run.yaml the defaults were used silently."""
+    import shrek.config
+    from shrek.config import MissingConfigWarning, load_config
+
+    monkeypatch.setattr(shrek.config, "DEFAULT_CONFIG", tmp_path / "run.yaml")
+    with pytest.warns(MissingConfigWarning, match=r"run.yaml does not exist: using the built-in"):
+        config = load_config()
+    assert config.models == {"popularity": {}, "als": {}, "lightfm": {}}
+
+
+def test_package_data_of_the_shrek_command_exists():
+    """Regression (review of issue 2): pyproject listed package data that was not there."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for pattern in declared["package-data"]["shrek"]:
+        assert list((root / "shrek").glob(pattern)), f"shrek/{pattern} matches no file"

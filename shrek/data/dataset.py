@@ -21,10 +21,31 @@ from shrek.data.schemas import (
     ratings_schema,
     validate_table,
 )
+from shrek.errors import ShrekError
 
 logger = logging.getLogger(__name__)
 
 VERSION_FILE = "data_version.json"
+
+
+class DataVersionMismatchError(ShrekError, ValueError):
+    """A stored dataset's tables no longer hash to the data version stored beside them.
+
+    Parameters
+    ----------
+    message : str
+        What differs and what to do.
+    folder : str
+        The dataset folder.
+    expected, actual : str
+        The hash in the version file and the hash of the tables read.
+    """
+
+    def __init__(self, message: str, *, folder: str, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.expected = expected
+        self.actual = actual
 
 
 @dataclass(frozen=True)
@@ -117,7 +138,14 @@ class Dataset:
 
     @classmethod
     def load(cls, folder: str | Path) -> Dataset:
-        """Read a dataset written by :meth:`save`, checking its content against its hash."""
+        """Read a dataset written by :meth:`save`, checking its content against its hash.
+
+        Raises
+        ------
+        DataVersionMismatchError
+            The tables were changed after they were written (their hash differs from the one
+            in ``data_version.json``).
+        """
         folder = Path(folder)
         stored = json.loads((folder / VERSION_FILE).read_text())
         tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
@@ -125,9 +153,13 @@ class Dataset:
         version = DataVersion(**stored)
         actual = content_hash(tables)
         if actual != version.hash:
-            raise ValueError(
-                f"{folder} holds data with hash {actual}, but {VERSION_FILE} says "
-                f"{version.hash}; the tables were changed after they were written"
+            raise DataVersionMismatchError(
+                f"{folder}: the tables hash to {actual}, but {VERSION_FILE} records "
+                f"{version.hash}; the tables were changed after they were written. Write them "
+                "again with Dataset.save (or rerun the data step) so the version matches",
+                folder=str(folder),
+                expected=version.hash,
+                actual=actual,
             )
         return cls(**tables, version=version)
 

@@ -1,8 +1,9 @@
 """Read MovieLens 100K's raw files into Shrek's four tables.
 
 The reader is strict: a line with the wrong number of fields, a value of the wrong form, a rating
-outside the scale or a rating by a user missing from ``u.user`` stops the load with a
-:class:`~shrek.errors.DataValidationError` that names the file, the line and the field.
+outside the scale, a rating by a user missing from ``u.user`` or a second rating of the same
+movie by the same user stops the load with a :class:`~shrek.errors.DataValidationError` that
+names the file, the line and the field.
 Nothing is dropped. Two repairs are made, each with a :class:`~shrek.errors.DataQualityWarning`:
 movies without a title (``u.item`` line 267, "unknown") get the id ``movie+<movielens id>``, and
 titles that occur more than once get the MovieLens id appended to keep ids unique.
@@ -213,7 +214,14 @@ def read_ratings(
     slug_of_item: dict[int, str],
     rating_scale: tuple[int, int] = DEFAULT_RATING_SCALE,
 ) -> pd.DataFrame:
-    """Read ``u.data`` into the ratings table, checking users and movies exist."""
+    """Read ``u.data`` into the ratings table, checking users and movies exist.
+
+    Raises
+    ------
+    DataValidationError
+        A malformed line, an unknown user or movie, a rating outside ``rating_scale``, or a
+        (user_id, item_id) pair that occurs on more than one line (named at its second line).
+    """
     raw = read_delimited(path, sep="\t", fields=RATING_FIELDS, encoding="ascii")
     digits = pa.Check.str_matches(_DIGITS, error="must be an integer")
     form = pa.DataFrameSchema({name: pa.Column(str, digits) for name in RATING_FIELDS})
@@ -235,6 +243,7 @@ def read_ratings(
         }
     )
     validate_table(typed, known, source=path.name, line_of_row=1)
+    _check_one_rating_per_pair(typed, source=path.name)
 
     ratings = pd.DataFrame(
         {
@@ -302,6 +311,26 @@ def _disambiguate(slugs: pd.Series, item_ids: pd.Series) -> pd.Series:
             stacklevel=3,
         )
     return slugs.where(~repeated, slugs + "+" + item_ids.astype(str))
+
+
+def _check_one_rating_per_pair(typed: pd.DataFrame, *, source: str) -> None:
+    """Refuse a (user_id, item_id) pair rated on two lines: nothing says which rating holds."""
+    pairs = ["user_id", "item_id"]
+    repeated = typed.duplicated(pairs, keep="first").to_numpy()
+    if not repeated.any():
+        return
+    row = int(repeated.nonzero()[0][0])
+    user, item = (int(typed[name].iloc[row]) for name in pairs)
+    first = int(((typed["user_id"] == user) & (typed["item_id"] == item)).to_numpy().argmax())
+    others = int(repeated.sum()) - 1
+    more = f" ({others} more repeated lines)" if others else ""
+    raise DataValidationError(
+        f"{source} line {row + 1}: field 'item_id' must be unique per user_id, got {item} again "
+        f"for user {user} (first rated on line {first + 1}){more}",
+        file=source,
+        line=row + 1,
+        field="item_id",
+    )
 
 
 def _read_list(path: Path) -> list[str] | None:

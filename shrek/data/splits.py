@@ -44,6 +44,8 @@ def stratified_split(
     Each row gets a uniform draw from ``numpy.random.RandomState(seed)`` in row order; within a
     group, rows sorted by their draw whose rank over the group size is at most ``ratio`` go to
     train. This is the Recommenders algorithm, so the same input order gives the same split.
+    A group of ``n`` rows puts ``floor(ratio * n)`` of them in train, so a movie rated once
+    goes to test only.
     """
     group = _group_column(filter_by)
     _check_ratio(ratio)
@@ -56,14 +58,26 @@ def temporal_split(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out each user's latest ``test_fraction`` of ratings by timestamp.
 
-    Ties in time keep source order. A user whose share rounds to nothing keeps every rating in
-    train.
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        The ratings table (``user_id``, ``timestamp``, ...).
+    test_fraction : float, default 0.2
+        Share of each user's ratings held out, strictly between 0 and 1.
 
     Returns
     -------
     train, test : pandas.DataFrame
         Disjoint subsets of ``ratings``; for every user, all train ratings are no later than
         the test ones.
+
+    Notes
+    -----
+    Ties in time keep source order. A user with ``n`` ratings keeps their
+    ``floor((1 - test_fraction) * n)`` earliest in train; the rest, rounded up and at least
+    one (the latest rating), go to test. A user with a single rating, or with so few that
+    the train share rounds down to nothing, therefore has no training rating at all and is
+    a new user in the test part. Every MovieLens 100K user has at least 20 ratings.
     """
     _check_ratio(1 - test_fraction, name="test_fraction", value=test_fraction)
     order = ratings["timestamp"].rank(method="first")

@@ -27,8 +27,14 @@ class IdMap:
 
     Parameters
     ----------
-    ids : sequence
-        The external ids, unique; their order gives the indices ``0 .. len(ids) - 1``.
+    ids : sequence of int or str
+        The external ids, unique. The order given is kept: ``ids[i]`` maps to index ``i``
+        (nothing is sorted here).
+
+    Raises
+    ------
+    ValueError
+        An id occurs more than once.
     """
 
     def __init__(self, ids: Sequence[Any]) -> None:
@@ -65,15 +71,21 @@ class Interactions:
     Parameters
     ----------
     ratings : pandas.DataFrame
-        Columns ``user_id``, ``movie_id``, ``rating``.
+        Columns ``user_id``, ``movie_id``, ``rating``; one row per (user, movie) pair.
     users, items : IdMap, optional
-        Fixed id spaces; by default the users and movies that occur in ``ratings``, in order
-        of first appearance sorted by id.
+        Fixed id spaces; by default the users and movies that occur in ``ratings``, sorted
+        by id.
 
     Attributes
     ----------
     user_items : scipy.sparse.csr_matrix, shape [n_users, n_items]
         The rating of each user for each movie (0 where none).
+
+    Raises
+    ------
+    ValueError
+        A (user_id, movie_id) pair occurs more than once: the matrix would add the ratings
+        up (4 + 5 = 9), so Shrek refuses instead; keep one rating per pair first.
     """
 
     def __init__(
@@ -83,14 +95,14 @@ class Interactions:
         users: IdMap | None = None,
         items: IdMap | None = None,
     ) -> None:
-        self.users = users or IdMap(np.sort(ratings["user_id"].unique()))
-        self.items = items or IdMap(np.sort(ratings["movie_id"].unique()))
+        _check_one_rating_per_pair(ratings)
+        self.users = IdMap(np.sort(ratings["user_id"].unique())) if users is None else users
+        self.items = IdMap(np.sort(ratings["movie_id"].unique())) if items is None else items
         rows = self.users.to_index(ratings["user_id"])
         cols = self.items.to_index(ratings["movie_id"])
         values = ratings["rating"].to_numpy(dtype=np.float32)
         shape = (len(self.users), len(self.items))
         self.user_items = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
-        self.user_items.sum_duplicates()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -266,6 +278,18 @@ def recommendations_frame(
     frame = frame[valid.ravel()].reset_index(drop=True)
     frame["movie_id"] = frame["movie_id"].astype("str")
     return frame
+
+
+def _check_one_rating_per_pair(ratings: pd.DataFrame) -> None:
+    repeated = ratings.duplicated(["user_id", "movie_id"], keep="first").to_numpy()
+    if repeated.any():
+        row = int(np.flatnonzero(repeated)[0])
+        user, movie = ratings["user_id"].iloc[row], ratings["movie_id"].iloc[row]
+        raise ValueError(
+            f"ratings must hold one row per (user_id, movie_id) pair, got {int(repeated.sum())} "
+            f"repeated pairs, first ({user!r}, {movie!r}) at row {row}; keep one rating per "
+            "pair (e.g. the latest) before building the matrix"
+        )
 
 
 def _is_text(ids: Sequence[Any]) -> bool:

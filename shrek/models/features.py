@@ -30,7 +30,28 @@ def user_tokens(users: pd.DataFrame) -> pd.Series:
 
 
 def movie_tokens(movies: pd.DataFrame) -> pd.Series:
-    """Feature tokens per movie: one ``genre:<name>`` per genre and ``decade:1990``."""
+    """Feature tokens per movie: one ``genre:<name>`` per genre and ``decade:1990``.
+
+    Parameters
+    ----------
+    movies : pandas.DataFrame
+        The movies table (``movie_id``, ``genres``, ``year``).
+
+    Returns
+    -------
+    pandas.Series
+        Lists of tokens, indexed by ``movie_id``.
+
+    Notes
+    -----
+    The release year enters binned by decade (``year // 10 * 10``: 1995 gives
+    ``decade:1990``), not as the year itself; a movie without a year gets no decade token.
+    Decades pool the rare years (MovieLens 100K spans 1922–1998, most movies in the 1990s).
+    On the tuning's validation split (the stratified training part split again, seed 7),
+    the LightFM of configs/run.yaml (study of 2026-12-04) scored validation nDCG@10 0.2758
+    with decades, 0.2744 with years and 0.2686 with both (the settings before that study:
+    0.2706, 0.2684, 0.2689), so Shrek keeps decades.
+    """
 
     def tokens(row: pd.Series) -> list[str]:
         found = [f"genre:{g}" for g in str(row["genres"]).split("|") if g and g != "nan"]
@@ -45,7 +66,11 @@ class FeatureSpace:
     """A vocabulary of feature tokens, with an identity feature per known id.
 
     Columns ``0 .. n_ids - 1`` are the identity features of the known ids (in ``IdMap``
-    order); the token columns follow. Rows are normalised to sum to 1, as LightFM expects.
+    order); the token columns follow. A known id's row (identity 1, each token
+    ``token_weight``) is normalised to sum to 1, as LightFM expects. A row without an identity
+    (a user or movie absent from training) is scaled by the same denominator, as if its
+    identity were there with a zero embedding, so each token weighs what it weighs in a
+    known row: ``token_weight / (1 + n_tokens * token_weight)``.
 
     Parameters
     ----------
@@ -74,9 +99,11 @@ class FeatureSpace:
     ) -> sp.csr_matrix:
         """Feature matrix [len(tokens), n_features].
 
-        ``index`` gives each row's identity column (``-1`` for none: a new user or movie);
-        tokens outside the vocabulary are ignored. Each token weighs ``token_weight`` against
-        an identity weight of 1 before rows are normalised.
+        ``index`` gives each row's identity column (``-1``, or no ``index``, for none: a new
+        user or movie); tokens outside the vocabulary are ignored. Each token weighs
+        ``token_weight`` against an identity weight of 1 before rows are normalised; a row
+        without an identity keeps the identity's 1 in its denominator (see the class notes),
+        so fit and new-user inference weigh metadata alike.
         """
         rows, cols = [], []
         for row, row_tokens in enumerate(tokens):
@@ -92,5 +119,9 @@ class FeatureSpace:
         shape = (len(tokens), self.n_features)
         matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
         sums = np.asarray(matrix.sum(axis=1)).ravel()
+        if self.n_ids:
+            has_identity = np.zeros(len(tokens), dtype=bool)
+            has_identity[np.asarray(rows, dtype=np.int64)[identity]] = True
+            sums[~has_identity] += 1.0
         sums[sums == 0] = 1
         return sp.csr_matrix(sp.diags(1 / sums) @ matrix, dtype=np.float32)

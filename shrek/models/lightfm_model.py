@@ -52,7 +52,11 @@ class LightFMRecommender(Recommender):
     Notes
     -----
     A user missing from the training data is answered from their metadata alone with
-    :meth:`recommend_new_users`; their representation is the sum of their feature embeddings.
+    :meth:`recommend_new_users`. Their feature row is weighted as a known user's row is in
+    training, with the identity feature left out: each token weighs
+    ``feature_weight / (1 + n_tokens * feature_weight)``, as if the new user were a known one
+    whose own embedding is zero. Fit and new-user inference thus weigh metadata alike, and the
+    scale of a new user's scores against the item biases is the one the model was trained at.
     """
 
     name = "lightfm"
@@ -172,7 +176,7 @@ class LightFMRecommender(Recommender):
         interactions = self._fitted()
         tokens = list(user_tokens(users)) if self._params["use_user_features"] else []
         tokens = tokens or [[] for _ in range(len(users))]
-        features = self.user_space.matrix(tokens)
+        features = self.user_space.matrix(tokens, token_weight=self._params["feature_weight"])
         _, embeddings = self.model.get_user_representations(features)
         scores = embeddings @ self._item_embeddings.T + self._item_biases
         items, best = top_n(scores, seen=None, N=N)

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +43,14 @@ class LocalKernelManager(KernelManager):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.transport = "ipc"
-        self.ip = str(Path(tempfile.mkdtemp(prefix="shrek-kernel-")) / "kernel")
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="shrek-kernel-"))
+        self.ip = str(self.socket_dir / "kernel")
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        """Remove the private socket folder too once the kernel is gone for good."""
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
 def new_run_id() -> str:

@@ -10,6 +10,8 @@ import click
 logger = logging.getLogger(__name__)
 
 MODEL_CHOICES = ("als", "lightfm", "all")
+#: Same as :data:`shrek.tuning.spaces.FEATURE_CHOICES` (not imported: the CLI loads lightly).
+FEATURE_CHOICES = ("search", "on", "off")
 
 
 @click.command()
@@ -48,6 +50,14 @@ MODEL_CHOICES = ("als", "lightfm", "all")
     show_default=True,
     help="Save the best parameters in the config's models: section (what `make run` uses).",
 )
+@click.option(
+    "--features",
+    type=click.Choice(FEATURE_CHOICES),
+    default="search",
+    show_default=True,
+    help="LightFM's user and movie features: search whether to use each; 'on' keeps both on "
+    "and searches feature_weight (a model that can answer new users); 'off' keeps both off.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the TPE sampler.")
 @click.option(
     "--validation-seed",
@@ -77,6 +87,7 @@ def tune(
     timeout: float | None,
     config_path: Path | None,
     write: bool,
+    features: str,
     seed: int,
     validation_seed: int,
     jobs: int,
@@ -114,12 +125,24 @@ def tune(
         k=config.evaluation.k,
         seed=seed,
         n_jobs=jobs,
+        features=features,
         show_progress=not no_progress,
     )
+    command = _command(
+        model=model_choice,
+        features=features,
+        trials=trials,
+        timeout=timeout,
+        seed=seed,
+        validation_seed=validation_seed,
+        jobs=jobs,
+        write=write,
+    )
     for model, result in results.items():
+        result.command = command
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in result.validation.items())
         click.echo(f"{model}: {result.n_trials} trials in {result.seconds:.0f} s; best {metrics}")
-        click.echo(f"  params: {result.searched}")
+        click.echo(f"  params: {result.settings}")
 
     paths = save_studies(
         results,
@@ -131,3 +154,28 @@ def tune(
         click.echo(f"record: {path}")
     if write:
         click.echo(f"best parameters written to {paths[-1]} (models: section)")
+
+
+def _command(
+    *,
+    model: str,
+    features: str,
+    trials: int,
+    timeout: float | None,
+    seed: int,
+    validation_seed: int,
+    jobs: int,
+    write: bool,
+) -> str:
+    """The ``shrek tune`` command line of these settings (paths left out), for the record."""
+    parts = ["shrek tune", f"--model {model}"]
+    if model != "als":
+        parts.append(f"--features {features}")
+    parts += [f"--trials {trials}", f"--seed {seed}", f"--validation-seed {validation_seed}"]
+    if timeout is not None:
+        parts.append(f"--timeout {timeout:g}")
+    if jobs > 1:
+        parts.append(f"--jobs {jobs}")
+    if write:
+        parts.append("--write")
+    return " ".join(parts)

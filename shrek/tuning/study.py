@@ -19,7 +19,7 @@ from shrek.config import DEFAULT_CONFIG, RunConfig
 from shrek.data import Dataset, load_movielens_100k, stratified_split
 from shrek.tuning.objective import Objective
 from shrek.tuning.params_file import write_best_params
-from shrek.tuning.spaces import SPACES, best_params
+from shrek.tuning.spaces import SPACES, best_params, feature_switches, space_for
 from shrek.tuning.validation import TuningData, tuning_data
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,10 @@ class TuningResult:
     params : dict
         Constructor keywords of the best trial (fixed settings included).
     searched : dict
-        The searched values of the best trial only (what the run config stores).
+        The searched values of the best trial only.
+    settings : dict
+        What the run config stores: ``searched`` plus the feature switches a LightFM study
+        fixed (``features`` ``on`` or ``off``); the model's defaults supply the rest.
     metric : str
         The metric maximised, e.g. ``ndcg@10``.
     value : float
@@ -56,6 +59,10 @@ class TuningResult:
         Seeds of the sampler and of the validation split.
     n_jobs : int
         Trials that ran in parallel (more than 1: the study is not repeatable from its seed).
+    features : {"search", "on", "off"}
+        How a LightFM study treated the user and movie features (``search`` for ALS).
+    command : str, optional
+        The command that ran the study (``shrek tune ...``), for the run config's comment.
     finished : str
         Date the study ended (UTC, ``YYYY-mm-dd``).
     """
@@ -69,9 +76,12 @@ class TuningResult:
     trials: pd.DataFrame
     n_trials: int
     seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     validation_seed: int = 7
     n_jobs: int = 1
+    features: str = "search"
+    command: str | None = None
     finished: str = field(default_factory=lambda: f"{datetime.now(UTC):%Y-%m-%d}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,11 +94,15 @@ class TuningResult:
     def provenance(self) -> str:
         """One sentence on where the parameters came from (the run config's comment)."""
         jobs = f" in {self.n_jobs} parallel jobs" if self.n_jobs > 1 else ""
+        by = f"`{self.command}`" if self.command else "`shrek tune`"
+        features = {"on": ", features on", "off": ", features off"}.get(self.features, "")
+        if self.model != "lightfm":
+            features = ""
         return (
-            f"{self.model}: written by `shrek tune` on {self.finished} (Optuna TPE, seed "
-            f"{self.seed}, {self.n_trials} trials{jobs} scored on a validation split drawn from "
-            f"the stratified training part only, seed {self.validation_seed}); validation "
-            f"{self.metric} {self.value:.4f}."
+            f"{self.model}: written by {by} on {self.finished} (Optuna TPE, seed "
+            f"{self.seed}, {self.n_trials} trials{jobs}{features}, scored on a validation split "
+            f"drawn from the stratified training part only, seed {self.validation_seed}); "
+            f"validation {self.metric} {self.value:.4f}."
         )
 
 
@@ -127,6 +141,7 @@ def run_study(
     seed: int = 0,
     start_from: dict[str, Any] | None = None,
     n_jobs: int = 1,
+    features: str = "search",
     show_progress: bool = False,
 ) -> TuningResult:
     """Search ``model``'s space (:mod:`shrek.tuning.spaces`) for the best validation metric.
@@ -154,6 +169,9 @@ def run_study(
     n_jobs : int, default 1
         Trials run in parallel threads. More than 1 makes the sequence of trials depend on
         timing, so a study is no longer repeatable from its seed.
+    features : {"search", "on", "off"}, default "search"
+        LightFM only: draw the feature switches, or keep both on (searching
+        ``feature_weight``) or off (see :func:`shrek.tuning.spaces.lightfm_space`).
     show_progress : bool, default False
         Show a progress bar over the trials.
 
@@ -169,7 +187,9 @@ def run_study(
     """
     if n_trials < 1:
         raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
-    objective = Objective(model, data, k=k, metric=metric)
+    features = features if model == "lightfm" else "search"
+    space = space_for(model, features=features)
+    objective = Objective(model, data, k=k, metric=metric, space=space)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
@@ -189,7 +209,7 @@ def run_study(
         )
     seconds = time.perf_counter() - started
 
-    result = _result(model, study, objective.metric, seconds)
+    result = _result(model, study, objective.metric, seconds, features=features)
     result.seed, result.validation_seed, result.n_jobs = seed, data.seed, n_jobs
     return result
 
@@ -230,14 +250,14 @@ def run_studies(
 
 
 def results_table(results: dict[str, TuningResult]) -> pd.DataFrame:
-    """One row per model: trials, seconds, the best validation metrics and parameters."""
+    """One row per model: trials, seconds, the best validation metrics and the settings stored."""
     rows = [
         {
             "model": name,
             "trials": r.n_trials,
             "seconds": round(r.seconds, 1),
             **r.validation,
-            "params": r.searched,
+            "params": r.settings,
         }
         for name, r in results.items()
     ]
@@ -273,7 +293,7 @@ def save_studies(
     paths = [save_result(result, output) for result in results.values()]
     if write:
         target = Path(config_path or DEFAULT_CONFIG)
-        params = {name: r.searched for name, r in results.items()}
+        params = {name: r.settings for name, r in results.items()}
         comments = {name: r.provenance() for name, r in results.items()}
         paths.append(write_best_params(target, params, comments=comments))
     return paths
@@ -288,7 +308,9 @@ def save_result(result: TuningResult, folder: str | Path) -> Path:
     return path
 
 
-def _result(model: str, study: optuna.Study, metric: str, seconds: float) -> TuningResult:
+def _result(
+    model: str, study: optuna.Study, metric: str, seconds: float, *, features: str = "search"
+) -> TuningResult:
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         raise RuntimeError(
@@ -305,14 +327,17 @@ def _result(model: str, study: optuna.Study, metric: str, seconds: float) -> Tun
         len(complete),
         best.params,
     )
+    fixed = feature_switches(features) if model == "lightfm" else {}
     return TuningResult(
         model=model,
-        params=best_params(model, best.params),
+        params=best_params(model, best.params, features=features),
         searched=dict(best.params),
+        settings={**best.params, **fixed},
         metric=metric,
         value=float(best.value),
         validation={k: v for k, v in best.user_attrs.items() if "@" in k},
         trials=study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs")),
         n_trials=len(complete),
         seconds=seconds,
+        features=features,
     )

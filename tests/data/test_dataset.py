@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from shrek.data import Dataset
+from shrek.data.dataset import DataVersionMismatchError
+from shrek.errors import ShrekError
 
 
 def rebuild(dataset: Dataset, **changes) -> Dataset:
@@ -45,8 +47,17 @@ def test_load_detects_tables_changed_after_writing(tiny_dataset, tmp_path):
     ratings = pd.read_parquet(folder / "ratings.parquet")
     ratings.loc[0, "rating"] = 1
     ratings.to_parquet(folder / "ratings.parquet", index=False)
-    with pytest.raises(ValueError, match="the tables were changed after they were written"):
+    with pytest.raises(DataVersionMismatchError) as info:
         Dataset.load(folder)
+    stored = tiny_dataset.version.hash
+    assert (info.value.folder, info.value.expected) == (str(folder), stored)
+    assert info.value.actual != stored
+    assert str(info.value) == (
+        f"{folder}: the tables hash to {info.value.actual}, but data_version.json records "
+        f"{stored}; the tables were changed after they were written. Write them again with "
+        "Dataset.save (or rerun the data step) so the version matches"
+    )
+    assert isinstance(info.value, ShrekError)
 
 
 def test_from_tables_validates(tiny_dataset):

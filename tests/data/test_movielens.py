@@ -85,6 +85,7 @@ def test_rating_out_of_scale_names_file_line_and_field(tmp_path):
     with pytest.raises(DataValidationError) as info:
         load(tmp_path)
     assert str(info.value) == "u.data line 4: field 'rating' must be 1–5, got 7"
+    assert (info.value.file, info.value.line, info.value.field) == ("u.data", 4, "rating")
 
 
 def test_unknown_user_names_file_line_and_field(tmp_path):
@@ -97,6 +98,22 @@ def test_unknown_user_names_file_line_and_field(tmp_path):
         str(info.value)
         == "u.data line 10: field 'user_id' must be a user listed in u.user, got 944"
     )
+    assert (info.value.file, info.value.line, info.value.field) == ("u.data", 10, "user_id")
+
+
+def test_repeated_rating_pair_names_file_line_and_field(tmp_path):
+    """Regression (review of issue 2): a user's second rating of a movie was merged silently
+    (the matrix added 4 + 5 = 9); it now stops the load at the second line."""
+    lines = ["\t".join(map(str, r)) for r in RATINGS]
+    lines[11] = "2\t5\t4\t881250960"  # user 2 rated movie 5 on line 5 already
+    write_ml100k(tmp_path, data_lines=lines)
+    with pytest.raises(DataValidationError) as info:
+        load(tmp_path)
+    assert str(info.value) == (
+        "u.data line 12: field 'item_id' must be unique per user_id, got 5 again for user 2 "
+        "(first rated on line 5)"
+    )
+    assert (info.value.file, info.value.line, info.value.field) == ("u.data", 12, "item_id")
 
 
 def test_non_numeric_value_and_unknown_movie(tmp_path):

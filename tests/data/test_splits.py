@@ -69,6 +69,24 @@ def test_temporal_holds_out_each_users_latest(ratings):
     assert ((held - 0.2 * sizes).abs() < 1).all()
 
 
+def test_temporal_holds_out_at_least_the_latest_rating_of_every_user():
+    """Regression (review of issue 2): the docstring said a user whose share rounds to nothing
+    keeps every rating in train; the latest rating always goes to test."""
+    ratings = pd.DataFrame(
+        {
+            "user_id": [1, 2, 2, 3, 3, 3, 3, 3],
+            "movie_id": [f"m+{i}" for i in range(8)],
+            "rating": 4,
+            "timestamp": pd.to_datetime(np.arange(8), unit="D"),
+        }
+    )
+    train, test = temporal_split(ratings, test_fraction=0.2)
+
+    assert test.groupby("user_id").size().to_dict() == {1: 1, 2: 1, 3: 1}
+    assert train.groupby("user_id").size().to_dict() == {2: 1, 3: 4}
+    assert test["movie_id"].tolist() == ["m+0", "m+2", "m+7"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -15,6 +15,7 @@ from shrek.models import (
     Recommender,
     make_model,
 )
+from shrek.models.features import user_tokens
 
 
 @pytest.fixture
@@ -149,6 +150,26 @@ class TestLightFM(PersonalBehaviour):
         scores_b = fitted.recommend_new_users(b, N=10).set_index("movie_id")["score"]
         assert not np.allclose(scores_a.sort_index(), scores_b.sort_index())
 
+    def test_new_users_weigh_metadata_as_training_did(self, interactions, metadata):
+        """Regression (review of issue 8): recommend_new_users normalised a new user's tokens to
+        sum to 1 whatever feature_weight the model was fitted with; now a new user's row is a
+        known user's training row with the identity feature left out."""
+        users, movies = metadata
+        model = LightFMRecommender(no_components=8, epochs=5, feature_weight=0.1, random_state=1)
+        model.fit(interactions, users=users, movies=movies)
+        known = users[users["user_id"] == 1]
+
+        row = model.user_space.matrix(
+            list(user_tokens(known)), index=np.array([0]), token_weight=0.1
+        ).tolil()
+        row[0, 0] = 0  # the identity feature of user 1
+        _, embedding = model.model.get_user_representations(row.tocsr())
+        expected = (embedding @ model._item_embeddings.T + model._item_biases).ravel()
+        answer = model.recommend_new_users(known, N=10)
+
+        order = model.interactions.items.to_index(answer["movie_id"])
+        np.testing.assert_allclose(answer["score"], expected[order], rtol=1e-5)
+
     def test_needs_metadata_for_features(self, interactions):
         with pytest.raises(ValueError, match="use_user_features=True needs the users table"):
             LightFMRecommender().fit(interactions)
@@ -164,12 +185,35 @@ def test_make_model_names_choices_and_bad_parameters():
 
 
 def test_id_map_round_trip():
-    ids = IdMap(["b", "a", "c"])
+    ids = IdMap(["b", "a", "c"])  # the order given is kept, not sorted
     assert ids.to_index(["c", "b"]).tolist() == [2, 0]
     assert ids.to_ids(np.array([[1, 2]])).tolist() == [["a", "c"]]
     assert ids.to_index(["zz"], missing=-1).tolist() == [-1]
     with pytest.raises(ValueError, match="ids must be unique"):
         IdMap([1, 1])
+
+
+def test_repeated_pairs_are_refused_not_summed(small_ratings):
+    """Regression (review of issue 2): a repeated (user, movie) pair was summed (4 + 5 = 9)."""
+    repeated = pd.concat([small_ratings, small_ratings.iloc[[3]]], ignore_index=True)
+    user, movie = small_ratings.iloc[3][["user_id", "movie_id"]]
+
+    with pytest.raises(ValueError) as info:
+        Interactions(repeated)
+    assert str(info.value) == (
+        "ratings must hold one row per (user_id, movie_id) pair, got 1 repeated pairs, first "
+        f"({user!r}, {movie!r}) at row {len(small_ratings)}; keep one rating per pair (e.g. the "
+        "latest) before building the matrix"
+    )
+
+
+def test_given_id_maps_are_kept_even_when_empty(small_ratings):
+    """Regression: ``users or IdMap(...)`` replaced an empty given IdMap (falsy) silently."""
+    items = IdMap(sorted(small_ratings["movie_id"].unique()))
+    built = Interactions(small_ratings.iloc[:0], users=IdMap([]), items=items)
+
+    assert built.shape == (0, len(items))
+    assert built.items is items
 
 
 def test_feature_weight_scales_metadata_against_identity():
@@ -182,5 +226,8 @@ def test_feature_weight_scales_metadata_against_identity():
     # identity 1 and two tokens at 0.5, normalised to sum 1
     assert rows[0].toarray().round(3).tolist() == [[0.5, 0.0, 0.25, 0.25]]
     assert rows[1].nnz == 0
+    # a new user or movie: the same row without the identity, not renormalised
+    new = space.matrix([["genre:Drama", "decade:1990"]], token_weight=0.5)
+    assert new.toarray().round(3).tolist() == [[0.0, 0.0, 0.25, 0.25]]
     with pytest.raises(ValueError, match="^feature_weight must be positive, got 0$"):
         LightFMRecommender(feature_weight=0)

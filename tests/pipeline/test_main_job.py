@@ -46,15 +46,46 @@ def run(real_data_dir, tmp_path_factory):
     return reports / "runs" / "ci", completed.stdout
 
 
+METRICS = ("precision@10", "recall@10", "ndcg@10", "map@10")
+SPLITS = ("stratified", "temporal")
+MODELS = ("popularity", "als", "lightfm")
+
+
+def printed_table(stdout: str) -> tuple[list[str], dict[tuple[str, str], dict[str, float]]]:
+    """The comparison table ``shrek run`` prints: its columns and its (split, model) rows.
+
+    pandas prints a row's split only where it changes, so a row of one value fewer than the
+    columns plus two carries the split of the row above.
+    """
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if all(m in line.split() for m in METRICS))
+    columns = lines[start].split()
+    assert lines[start + 1].split() == ["split", "model"]
+    rows, split = {}, None
+    for line in lines[start + 2 :]:
+        tokens = line.split()
+        if len(tokens) == len(columns) + 2:
+            split, tokens = tokens[0], tokens[1:]
+        elif len(tokens) != len(columns) + 1:
+            break
+        model, values = tokens[0], tokens[1:]
+        rows[(split, model)] = dict(zip(columns, map(float, values), strict=True))
+    return columns, rows
+
+
 def test_prints_the_comparison_table(run):
+    """Issue 2: the printed table has the four metrics for every (split, model), and its values
+    are the run's metrics.json."""
     run_dir, stdout = run
-    header = stdout.splitlines()
-    assert any(
-        all(m in line for m in ("precision@10", "recall@10", "ndcg@10", "map@10"))
-        for line in header
-    )
-    for model in ("popularity", "als", "lightfm"):
-        assert stdout.count(model) >= 2
+    columns, rows = printed_table(stdout)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+
+    assert set(METRICS) <= set(columns)
+    assert set(rows) == {(split, model) for split in SPLITS for model in MODELS}
+    for (split, model), row in rows.items():
+        stored = metrics["models"][model]["splits"][split]
+        for metric in METRICS:
+            assert row[metric] == pytest.approx(stored[metric], abs=5e-5), (split, model, metric)
     assert f"report: {run_dir}" in stdout
 
 
@@ -69,6 +100,21 @@ def test_als_beats_popularity_on_the_recommenders_split(run):
     assert metrics["models"]["als"]["params"]["factors"] > 0
     assert {"temporal", "stratified"} == set(metrics["models"]["lightfm"]["splits"])
     assert strat["lightfm"]["fit_seconds"] > 0
+
+
+def test_saved_parameters_reach_the_issue_8_targets(run):
+    """Issue 8: with configs/run.yaml, `make run` gives ALS nDCG@10 ≥ 0.45, LightFM ≥ 0.44 and
+    the best ≥ 0.475 on the Recommenders (stratified) split."""
+    from shrek.config import load_config
+
+    run_dir, _ = run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    ndcg = {m: r["splits"]["stratified"]["ndcg@10"] for m, r in metrics["models"].items()}
+
+    assert metrics["config"]["models"] == load_config().models
+    assert ndcg["als"] >= 0.45
+    assert ndcg["lightfm"] >= 0.44
+    assert max(ndcg.values()) >= 0.475
 
 
 def test_report_folder_holds_executed_notebooks_with_figures(run):

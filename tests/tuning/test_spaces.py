@@ -9,9 +9,10 @@ from shrek.models import make_model
 from shrek.tuning import SPACES, best_params, space_for
 
 
-def _draws(model: str, n: int = 25) -> list[dict]:
+def _draws(model: str, n: int = 25, *, features: str = "search") -> list[dict]:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    return [SPACES[model](study.ask()) for _ in range(n)]
+    space = space_for(model, features=features)
+    return [space(study.ask()) for _ in range(n)]
 
 
 @pytest.mark.parametrize("model", sorted(SPACES))
@@ -31,6 +32,48 @@ def test_the_lightfm_space_searches_the_ranking_losses_and_the_features():
     assert {p["loss"] for p in draws} == {"warp", "warp-kos"}
     assert {p["use_user_features"] for p in draws} == {True, False}
     assert {p["use_item_features"] for p in draws} == {True, False}
+
+
+def test_features_on_keeps_both_feature_sets_and_searches_their_weight():
+    draws = _draws("lightfm", 20, features="on")
+
+    assert all(p["use_user_features"] and p["use_item_features"] for p in draws)
+    assert len({p["feature_weight"] for p in draws}) == 20
+    assert all(make_model("lightfm", **p).get_params() for p in draws)
+
+
+def test_features_off_keeps_both_feature_sets_off_and_draws_no_weight():
+    draws = _draws("lightfm", 10, features="off")
+
+    assert not any(p["use_user_features"] or p["use_item_features"] for p in draws)
+    assert not any("feature_weight" in p for p in draws)
+
+
+def test_bad_feature_choice_names_the_choices():
+    with pytest.raises(ValueError, match="^features must be one of search, on, off, got 'some'$"):
+        space_for("lightfm", features="some")
+
+
+def test_best_params_replays_a_features_on_trial():
+    trial = {
+        "loss": "warp",
+        "no_components": 32,
+        "learning_rate": 0.05,
+        "epochs": 10,
+        "max_sampled": 10,
+        "item_alpha": 1e-6,
+        "user_alpha": 1e-6,
+        "feature_weight": 0.05,
+    }
+    params = best_params("lightfm", trial, features="on")
+
+    assert params == {
+        **trial,
+        "use_user_features": True,
+        "use_item_features": True,
+        "random_state": 42,
+        "num_threads": 1,
+    }
 
 
 def test_the_als_space_covers_the_issue_settings():

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from shrek.evaluate import evaluate_model
+from shrek.models import make_model
 from shrek.tuning import Objective, run_studies, run_study, tuning_data
 from shrek.tuning.study import results_table, save_studies
 
@@ -13,6 +15,13 @@ from shrek.tuning.study import results_table, save_studies
 @pytest.fixture
 def data(taste_dataset, taste_split):
     return tuning_data(taste_split[0], dataset=taste_dataset)
+
+
+@pytest.fixture
+def popularity_ndcg(data) -> float:
+    """The popularity baseline's validation nDCG@10: what a study that learnt nothing reaches."""
+    baseline = make_model("popularity").fit(data.interactions)
+    return evaluate_model(baseline, data.valid, k=10).summary["ndcg@10"]
 
 
 def test_a_study_is_repeatable_from_its_seed(data):
@@ -31,7 +40,7 @@ def test_the_best_trial_is_the_best_validation_score(data):
     assert set(result.validation) == {"ndcg@10", "map@10", "precision@10", "recall@10"}
 
 
-def test_start_from_is_the_first_trial(data):
+def test_start_from_is_the_first_trial(data, popularity_ndcg):
     current = {
         "factors": 8,
         "regularization": 1.0,
@@ -45,15 +54,32 @@ def test_start_from_is_the_first_trial(data):
     first = result.trials.iloc[0]
     assert first["params_factors"] == 8
     assert first["params_weighting"] == "binary"
-    assert result.value >= first["value"]
+    # the first trial was fitted with the given settings (the extra num_threads is ignored)
+    refit = Objective("als", data).score({**current, "random_state": 42, "num_threads": 0})
+    assert first["value"] == pytest.approx(refit["ndcg@10"])
+    assert first["value"] > popularity_ndcg
 
 
-def test_lightfm_study_runs_and_learns_the_tastes(data):
+def test_lightfm_study_runs_and_learns_the_tastes(data, popularity_ndcg):
     result = run_study("lightfm", data, n_trials=3, seed=1)
 
     assert result.n_trials == 3
     assert result.params["num_threads"] == 1
-    assert 0 < result.value <= 1
+    assert result.value > popularity_ndcg
+
+
+def test_a_features_on_study_keeps_the_features_and_stores_them(data, popularity_ndcg):
+    result = run_study("lightfm", data, n_trials=2, seed=1, features="on")
+
+    assert all(result.trials["params_feature_weight"].notna())
+    assert "params_use_user_features" not in result.trials
+    assert result.params["use_user_features"] and result.params["use_item_features"]
+    assert result.settings == {
+        **result.searched,
+        "use_user_features": True,
+        "use_item_features": True,
+    }
+    assert result.value > popularity_ndcg
 
 
 def test_the_objective_scores_on_the_validation_part(data):
