@@ -7,7 +7,7 @@ which of the two goes first, so an advantage of running first or second (caches,
 clock, a neighbour on a shared machine) falls on both alike. Runs on MovieLens 100K when
 ``SHREK_DATA_DIR`` is set, else on a synthetic matrix of the same size.
 
-    .venv/bin/python benchmarks/bench_als.py [--repeats 5]
+    .venv/bin/python benchmarks/bench_als.py [--repeats 20]
 """
 
 from __future__ import annotations
@@ -99,7 +99,10 @@ def compare(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--repeats", type=int, default=6, help="Timed pairs per step, alternating which runs first."
+        "--repeats",
+        type=int,
+        default=20,
+        help="Timed pairs per step, alternating which goes first.",
     )
     args = parser.parse_args()
 

@@ -90,6 +90,17 @@ def user_ids(tag: str, *, unknown_share: float, seed: int = 0) -> tuple[np.ndarr
     return ids, np.isin(ids, known)
 
 
+def in_store(tag: str) -> bool:
+    """Whether the BentoML model store holds ``tag``."""
+    import bentoml
+
+    try:
+        bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        return False
+    return True
+
+
 def start(target: str, port: int, log: Path, env: dict[str, str]) -> subprocess.Popen:
     """``bentoml serve <target>`` on ``port``, once ``/readyz`` answers."""
     import requests
@@ -348,8 +359,14 @@ def main() -> None:
             "the benchmark needs Locust: pip install -e '.[dev]' or pip install locust"
         )
 
-    folder = Path(tempfile.mkdtemp(prefix="shrek-bench-"))
     bentos = sorted(BENTOS) if args.bento == "all" else [args.bento]
+    missing = sorted({tag for b in bentos for tag in BENTOS[b][1].values() if not in_store(tag)})
+    if missing:
+        raise SystemExit(
+            f"the BentoML store ($BENTOML_HOME, default ~/bentoml) has no {', '.join(missing)}: "
+            "run `make run`, then `.venv/bin/shrek export`"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="shrek-bench-"))
     for bento in bentos:  # a missed target is a finding, not a failure: the exit status stays 0
         bench(bento, args, folder)
     print(f"\nlogs in {folder}")
