@@ -19,6 +19,8 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # nbconvert warns about every figure without alt text in the HTML reports; not actionable.
     logging.getLogger("traitlets").setLevel(max(level, logging.ERROR))
+    # kafka-python logs every failed connection attempt; the failure itself reaches main().
+    logging.getLogger("kafka").setLevel(level if verbose else logging.CRITICAL)
 
 
 @cli.command()
@@ -144,4 +146,14 @@ def main() -> None:
         cli()
     except (ShrekError, ValueError) as err:
         click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    except Exception as err:
+        if not type(err).__module__.startswith("kafka."):
+            raise
+        click.echo(
+            f"error: Kafka: {err or type(err).__name__}. Is the broker running and reachable? "
+            "Without a cluster, `shrek broker` starts one (export what it prints); -v shows "
+            "kafka-python's log.",
+            err=True,
+        )
         sys.exit(1)

@@ -23,7 +23,7 @@ def test_missing_data_is_one_clear_line(tmp_path, monkeypatch, capsys):
         main()
     assert exit_.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: SHREK_DATA_DIR={tmp_path} must hold ml-100k/u.data")
+    assert err.startswith(f"error: the data folder {tmp_path} must hold ml-100k/u.data")
     assert "Traceback" not in err
 
 

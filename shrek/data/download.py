@@ -80,15 +80,18 @@ def locate_ml100k(
     DownloadError
         The download failed (no network, for instance) or a file failed its checksum.
     """
-    data_dir = data_dir or os.environ.get(DATA_DIR_VARIABLE)
+    named = f"the data folder {data_dir}" if data_dir else None
+    if not data_dir and os.environ.get(DATA_DIR_VARIABLE):
+        data_dir = os.environ[DATA_DIR_VARIABLE]
+        named = f"{DATA_DIR_VARIABLE}={data_dir}"
     if data_dir:
         folder = Path(data_dir).expanduser().resolve() / "ml-100k"
         missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
         if missing:
             raise DatasetNotFoundError(
-                f"{DATA_DIR_VARIABLE}={data_dir} must hold ml-100k/{', ml-100k/'.join(missing)}; "
-                f"{folder} lacks them. Point {DATA_DIR_VARIABLE} at the folder that "
-                "contains ml-100k/, or unset it to download the archive from GroupLens."
+                f"{named} must hold ml-100k/{', ml-100k/'.join(missing)}; {folder} lacks them. "
+                f"Point {DATA_DIR_VARIABLE} (or --data-dir) at the folder that contains "
+                "ml-100k/, or unset it to download the archive from GroupLens."
             )
         return folder
 

@@ -62,9 +62,14 @@ def plot_groups(
 
     first = next(iter(many.values())).features[feature].by_group
     groups = list(dict.fromkeys(first["group"]))
-    n_columns = 1 if len(groups) > 8 else min(len(metrics), 4)
-    n_rows = -(-len(metrics) // n_columns)
     panel_width = max(width, 0.45 * len(groups) * len(many))
+    if len(groups) > 8 or panel_width > 10:
+        n_columns = 1
+    elif panel_width > 5:  # wide panels in a 2 x 2 grid, not a strip of four
+        n_columns = min(len(metrics), 2)
+    else:
+        n_columns = min(len(metrics), 4)
+    n_rows = -(-len(metrics) // n_columns)
     figure = Figure(figsize=(panel_width * n_columns, 3.2 * n_rows), layout="constrained")
     axes = figure.subplots(n_rows, n_columns, squeeze=False).ravel()
     for ax, metric in zip(axes, metrics, strict=False):

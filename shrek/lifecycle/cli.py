@@ -78,8 +78,20 @@ def _with_log_options(command):  # noqa: ANN001, ANN202 - click decorator plumbi
 )
 @click.option("--model", type=click.Choice(["als", "lightfm"]), default="als", show_default=True)
 @click.option("--margin", type=float, default=0.005, show_default=True, help="nDCG@10 margin.")
-@click.option("--canary-share", type=float, default=0.1, show_default=True)
-@click.option("--canary-days", type=float, default=7.0, show_default=True)
+@click.option(
+    "--canary-share",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Share of users a new canary gets.",
+)
+@click.option(
+    "--canary-days",
+    type=float,
+    default=7.0,
+    show_default=True,
+    help="How long a canary runs before the A/B verdict settles it.",
+)
 @click.option("--window-days", type=float, default=None, help="Train on the last N days only.")
 @click.option("--once", is_flag=True, help="Run one cycle now and exit (e.g. from system cron).")
 @click.option(

@@ -169,7 +169,12 @@ def ab_report_command(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A collector folder: its counters give the quarantine rate.",
 )
-@click.option("--topic", default="shrek-events", show_default=True)
+@click.option(
+    "--topic",
+    default="shrek-events",
+    show_default=True,
+    help="The topic whose offsets the collector folder records.",
+)
 def drift_command(
     reference: Path, current: Path, window: str, collector_folder: Path | None, topic: str
 ) -> None:
@@ -268,7 +273,11 @@ def monitor_command(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A dataset folder (Dataset.save); MovieLens 100K when omitted.",
 )
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding ml-100k/ (default: $SHREK_DATA_DIR).",
+)
 @click.option(
     "--start",
     required=True,
@@ -283,9 +292,24 @@ def monitor_command(
     show_default=True,
     help="Share of ratings preceded by SIMULATED watch events.",
 )
-@click.option("--runtime-minutes", type=int, default=100, show_default=True)
-@click.option("--speedup", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--runtime-minutes",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Assumed length of every movie for the simulated watch events.",
+)
+@click.option(
+    "--speedup",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Dataset seconds per wall-clock second in the events' stamps (1440: a day per "
+    "minute; divide the evaluation window by the same factor).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the user sample and watches."
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def closed_loop_command(
     service_url: str,

@@ -43,8 +43,9 @@ def latest_run(reports_dir: str | Path = "reports") -> Path:
 @click.option(
     "--force",
     is_flag=True,
-    help="Export models the fairness gate did not pass, or a run without fairness.json "
-    "(labelled fairness=overridden).",
+    help="Export models the fairness gate marked not eligible (a FAIL in block mode; "
+    "INCONCLUSIVE models are eligible unless fail_on_inconclusive), or a run without "
+    "fairness.json (labelled fairness=overridden).",
 )
 @click.option("--reports-dir", default="reports", show_default=True, help="Where runs/ is.")
 def export_command(

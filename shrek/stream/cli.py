@@ -113,9 +113,23 @@ def metadata_api_command(
     show_default=True,
     help="Share of ratings preceded by SIMULATED watch events (0 for none).",
 )
-@click.option("--runtime-minutes", type=int, default=100, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--partitions", type=int, default=3, show_default=True)
+@click.option(
+    "--runtime-minutes",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Assumed length of every movie for the simulated watch events.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the watch simulation."
+)
+@click.option(
+    "--partitions",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Partitions of the topic when the replay creates it.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def replay_command(
     dataset_dir: Path | None,
@@ -209,12 +223,22 @@ def collect_command(
         handle_signals=True,
     )
     counters = dataset.version.source["counters"]
+    late = counters["unknown_id_events"]
+    in_files = counters["quarantined"] - late + counters["duplicates"]
+    rows = ", ".join(f"{name} {n:,}" for name, n in dataset.version.rows.items())
     click.echo(
-        f"{out}: {counters['accepted']} events accepted, {counters['quarantined']} quarantined "
-        f"(see {out}/quarantine), {counters['duplicates']} duplicates dropped, lag "
-        f"{counters['lag']}; tables "
-        f"{dataset.version.rows} in {out}/dataset, version {dataset.version.hash}"
+        f"{out}: {counters['accepted']:,} events accepted, {counters['quarantined']:,} "
+        f"quarantined ({in_files:,} lines with their reason in {out}/quarantine/, duplicates "
+        f"included; {late:,} events whose user or movie the metadata API does not know), "
+        f"{counters['duplicates']:,} duplicates dropped, lag {counters['lag']}\n"
+        f"tables in {out}/dataset: {rows}; data version {dataset.version.hash}"
     )
+    if not metadata_url:
+        click.echo(
+            "no --metadata-url: the users and movies tables are empty (run `shrek metadata-api` "
+            "and collect again with --metadata-url to fill them)",
+            err=True,
+        )
 
 
 @click.group("stream")

@@ -66,6 +66,7 @@ __all__ = [
     "DUPLICATE_REASON",
     "Collector",
     "CollectorStats",
+    "GroupAheadWarning",
     "MetadataPendingWarning",
     "MetadataResolver",
     "collect",
@@ -76,6 +77,11 @@ logger = logging.getLogger(__name__)
 
 class MetadataPendingWarning(ShrekWarning):
     """Some users or movies still have no metadata; run the collector again later."""
+
+
+class GroupAheadWarning(ShrekWarning):
+    """The folder is new but the consumer group has committed offsets on the topic: the
+    collector starts from them, not from the beginning of the topic."""
 
 
 @dataclass(frozen=True)
@@ -208,7 +214,8 @@ class Collector:
         Parameters
         ----------
         until_idle_seconds : float, optional
-            Stop after this long without a new record. ``None`` never stops for idleness.
+            Stop after this long without a new record (time without partitions assigned, while
+            joining the group, does not count). ``None`` never stops for idleness.
         stop_at_end : bool, default False
             Stop once every partition reaches its end offset, read from fetch responses
             requested after the call (:class:`shrek.stream.consumer.FreshEndOffsets`).
@@ -232,6 +239,8 @@ class Collector:
             while not self._stop:
                 polled = consumer.poll(timeout_ms=200, max_records=self.batch_size)
                 now = time.monotonic()
+                if not consumer.assignment():  # joining the group (or rebalancing): not idle
+                    last_record = now
                 if self._writing is not None and self._writing.done():
                     self._finish_write()
                 for records in polled.values():
@@ -279,6 +288,8 @@ class Collector:
             return self._consumer
         config = self.settings.consumer_config(self.group_id)
         consumer = self._consumer = KafkaConsumer(**config)
+        if not self._ledger and self.group_id is not None:
+            self._warn_if_group_is_ahead(consumer)
         if self.assign:
             partitions = wait_for_partitions(consumer, self.topic)
             consumer.assign([TopicPartition(self.topic, p) for p in partitions])
@@ -300,6 +311,26 @@ class Collector:
 
             consumer.subscribe([self.topic], listener=Listener())
         return consumer
+
+    def _warn_if_group_is_ahead(self, consumer: Any) -> None:
+        """A new folder on a group that has consumed the topic before collects only what came
+        after: say so, with the fix (issue 3 newcomer trial: a re-created ``--out`` folder
+        silently collected nothing)."""
+        from kafka import TopicPartition
+
+        partitions = wait_for_partitions(consumer, self.topic)
+        committed = {p: consumer.committed(TopicPartition(self.topic, p)) for p in partitions}
+        ahead = {p: offset for p, offset in committed.items() if offset}
+        if ahead:
+            warnings.warn(
+                f"{self.store.folder} is a new collector folder, but consumer group "
+                f"{self.group_id!r} has already committed offsets on {self.topic!r} "
+                f"({', '.join(f'partition {p}: {o}' for p, o in sorted(ahead.items()))}): "
+                "collecting from there, not from the beginning of the topic. Use a new group "
+                "id to collect the whole topic into this folder.",
+                GroupAheadWarning,
+                stacklevel=4,
+            )
 
     def _seek_to_ledger(self, partitions: Any) -> None:
         stored = dict(self._ledger)
@@ -430,6 +461,8 @@ class Collector:
         ratings = tables.latest_ratings(self.rating_history(), unknown)
         watch_log = tables.watch_log(self.store, unknown)
         users, movies = tables.metadata_tables(self.store)
+        counters = tables.report_counters(self.store, unknown)
+        late = counters["quarantined"] - self.store.counters()["quarantined"]
 
         source = {
             "kind": "kafka",
@@ -437,7 +470,7 @@ class Collector:
             "group_id": self.group_id,
             "bootstrap_servers": self.settings.bootstrap_servers,
             "offsets": {str(p): o for p, o in sorted(self.store.next_offsets().items())},
-            "counters": {**tables.report_counters(self.store, unknown), "lag": self.lag},
+            "counters": {**counters, "unknown_id_events": late, "lag": self.lag},
             "folder": str(self.store.folder.resolve()),
         }
         return Dataset.from_tables(

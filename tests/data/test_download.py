@@ -50,8 +50,16 @@ def test_data_dir_is_used_as_is(tiny_root):
     assert locate_ml100k(tiny_root) == (tiny_root / "ml-100k").resolve()
 
 
-def test_data_dir_without_files_names_the_variable(tmp_path):
+def test_data_dir_without_files_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHREK_DATA_DIR", str(tmp_path))
     with pytest.raises(DatasetNotFoundError, match=r"SHREK_DATA_DIR=.* must hold ml-100k/u.data"):
+        locate_ml100k()
+
+
+def test_data_dir_given_without_files_names_the_folder_not_the_variable(tmp_path, monkeypatch):
+    """Regression (newcomer trial): --data-dir /tmp/nowhere was blamed on SHREK_DATA_DIR."""
+    monkeypatch.setenv("SHREK_DATA_DIR", "/somewhere/else")
+    with pytest.raises(DatasetNotFoundError, match=r"^the data folder .* must hold ml-100k/u.data"):
         locate_ml100k(tmp_path)
 
 

@@ -53,3 +53,17 @@ def test_plot_rejects_unknown_names(report, make_outcomes, make_users):
     message = "feature must be one of the features audited for 'pop', ['gender'], got 'occupation'"
     with pytest.raises(ValueError, match=re.escape(message)):
         plot_groups(only_gender, feature="occupation")
+
+
+def test_wide_panels_go_in_a_grid_not_a_strip(make_outcomes, make_users):
+    """Regression (newcomer trial of issue 4): seven age bands for three models made a strip
+    of four panels 38 inches wide."""
+    ages = [15, 20, 30, 40, 47, 52, 60] * 10  # every age band
+    users = make_users(["F", "M"] * 35, age=ages)
+    report = audit_fairness(make_outcomes(users["user_id"]), users, model="als", n_boot=50)
+    figure = plot_groups(
+        {"popularity": report, "als": report, "lightfm": report}, feature="age_band"
+    )
+    width, height = figure.get_size_inches()
+    assert width < 3 * height
+    assert sum(ax.get_visible() for ax in figure.axes) == 4

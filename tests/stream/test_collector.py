@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from shrek.stream.broker import ensure_topic, free_port
-from shrek.stream.collector import Collector, MetadataPendingWarning, collect
+from shrek.stream.collector import Collector, GroupAheadWarning, MetadataPendingWarning, collect
 from shrek.stream.metadata_api import MetadataServer
 from shrek.stream.replay import WatchModel, history_lines, produce_lines, replay
 from shrek.stream.writer import CollectorWriteError
@@ -123,7 +123,8 @@ def test_junk_is_quarantined_with_its_reason_and_good_lines_are_kept(
     assert stats.quarantined + stats.duplicates == len(quarantine)
     assert stats.lag == 0
     assert dataset.version.source["counters"] == {
-        "accepted": len(good), "quarantined": len(junk) - 2, "duplicates": 2, "lag": 0
+        "accepted": len(good), "quarantined": len(junk) - 2, "duplicates": 2,
+        "unknown_id_events": 2, "lag": 0,
     }  # fmt: skip
 
     ratings = dataset.ratings.set_index(["user_id", "movie_id"])["rating"].to_dict()
@@ -361,3 +362,65 @@ def test_stop_at_end_reads_the_end_offsets_afresh_on_every_run(kafka_settings, t
         empty = collector.run(stop_at_end=True, until_idle_seconds=None)  # at the end already
     assert (first.accepted, second.accepted, empty.accepted) == (30, 60, 60)
     assert second.lag == empty.lag == 0
+
+
+def test_a_new_folder_on_a_group_that_consumed_the_topic_warns(kafka_settings, topic, tmp_path):
+    """Regression (newcomer trial of issue 3): a re-created --out folder on the default group
+    collected nothing, silently, because it resumed from the group's committed offsets."""
+    lines = [f"2023-11-15T10:00:{i:02d},{i + 1},GET /rate/movie+0+1990=3" for i in range(20)]
+    produce_lines(kafka_settings, topic, lines)
+    options = {"settings": kafka_settings, "topic": topic, "group_id": f"ahead-{topic}"}
+    with warnings.catch_warnings(), Collector(tmp_path / "first", assign=True, **options) as c:
+        warnings.simplefilter("error", GroupAheadWarning)
+        assert c.run(stop_at_end=True, until_idle_seconds=None).accepted == 20
+
+    new_folder = r"is a new collector folder, but consumer group 'ahead-"
+    with (
+        Collector(tmp_path / "second", assign=True, **options) as c,
+        pytest.warns(GroupAheadWarning, match=new_folder),
+    ):
+        stats = c.run(stop_at_end=True, until_idle_seconds=None)
+    assert stats.accepted == 0  # it says so instead of silently collecting nothing
+
+    options["group_id"] = f"fresh-{topic}"
+    with Collector(tmp_path / "third", assign=True, **options) as collector:
+        assert collector.run(stop_at_end=True, until_idle_seconds=None).accepted == 20
+
+
+def test_collect_command_says_where_each_quarantined_line_is(
+    kafka_settings, topic, metadata_server, tmp_path
+):
+    """Regression (newcomer trial of issue 3): the summary pointed at quarantine/ for every
+    quarantined line, but events with an unknown user or movie are not written there."""
+    from click.testing import CliRunner
+
+    from shrek.stream.cli import collect_command
+
+    good = "2023-11-15T10:00:00,1,GET /rate/movie+0+1990=3"
+    lines = [good, good, "2023-11-15T10:00:01,1,GET /rate/movie+1+1991=9"]
+    lines += ["2023-11-15T10:00:02,99999,GET /rate/movie+2+1992=4"]  # unknown user
+    produce_lines(kafka_settings, topic, lines)
+    out = tmp_path / "collected"
+    arguments = ["--bootstrap-servers", kafka_settings.bootstrap_servers, "--topic", topic]
+    arguments += ["--out", str(out), "--group-id", f"cli-{topic}", "--stop-at-end", "--assign"]
+    result = CliRunner().invoke(
+        collect_command, [*arguments, "--metadata-url", metadata_server.url, "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        f"{out}: 1 events accepted, 2 quarantined (2 lines with their reason in {out}/quarantine/"
+        ", duplicates included; 1 events whose user or movie the metadata API does not know), "
+        "1 duplicates dropped, lag 0\n"
+    ) in result.output
+    in_files = sum(len(p.read_text().splitlines()) for p in (out / "quarantine").glob("*.jsonl"))
+    assert in_files == 2
+
+
+def test_idle_time_counts_from_the_assignment_not_from_the_start(kafka_settings, topic, tmp_path):
+    """Regression (newcomer trial of issue 3): joining the group counted as idle time, so a
+    collector whose join took longer than --until-idle stopped before reading anything."""
+    lines = [f"2023-11-15T10:00:{i:02d},{i + 1},GET /rate/movie+0+1990=3" for i in range(30)]
+    produce_lines(kafka_settings, topic, lines)
+    with Collector(tmp_path, settings=kafka_settings, topic=topic, group_id=f"j-{topic}") as c:
+        stats = c.run(until_idle_seconds=0.3)  # a join on the embedded broker takes ~1 s
+    assert stats.accepted == 30
