@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from shrek.stream.cli import runtime_option
+
 logger = logging.getLogger(__name__)
 
 log_options = [
@@ -292,13 +294,7 @@ def monitor_command(
     show_default=True,
     help="Share of ratings preceded by SIMULATED watch events.",
 )
-@click.option(
-    "--runtime-minutes",
-    type=int,
-    default=100,
-    show_default=True,
-    help="Assumed length of every movie for the simulated watch events.",
-)
+@runtime_option
 @click.option(
     "--speedup",
     type=float,

@@ -33,6 +33,13 @@ scale_option = click.option(
     show_default=True,
     help="Accepted ratings.",
 )
+runtime_option = click.option(
+    "--runtime-minutes",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Assumed length of every movie for the simulated watch events.",
+)
 dataset_options = [
     click.option(
         "--dataset",
@@ -113,13 +120,7 @@ def metadata_api_command(
     show_default=True,
     help="Share of ratings preceded by SIMULATED watch events (0 for none).",
 )
-@click.option(
-    "--runtime-minutes",
-    type=int,
-    default=100,
-    show_default=True,
-    help="Assumed length of every movie for the simulated watch events.",
-)
+@runtime_option
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the watch simulation."
 )
