@@ -56,15 +56,34 @@ def report_counters(store: CollectorStore, unknown: UnknownIds) -> dict[str, int
 
 
 def count_unknown(store: CollectorStore, unknown: UnknownIds) -> int:
-    """How many stored rate and watch events have an unknown user or movie."""
+    """How many stored rate and watch events have an unknown user or movie.
+
+    Notes
+    -----
+    Counting reads the ids of every committed event, so the count is kept per folder, batch
+    and set of unknown ids: a monitor that reports the counters every few seconds reads the
+    parts again only when a batch or an unknown id was added.
+    """
     if not unknown[0] and not unknown[1]:
         return 0
-    total = 0
-    for name in ("rates", "watches"):
-        events = store.read_events(name, columns=["user_id", "movie_id"])
-        if events is not None:
-            total += int(unknown_mask(events, unknown).sum())
-    return total
+    # From the database, not store.next_batch: the collector's writer process commits the
+    # batches through a store of its own.
+    last_batch = store.db.execute("SELECT MAX(batch_id) FROM batches").fetchone()[0]
+    key = (str(store.folder.resolve()), last_batch, *map(frozenset, unknown))
+    if key not in _UNKNOWN_COUNTS:
+        total = 0
+        for name in ("rates", "watches"):
+            events = store.read_events(name, columns=["user_id", "movie_id"])
+            if events is not None:
+                total += int(unknown_mask(events, unknown).sum())
+        if len(_UNKNOWN_COUNTS) >= _MAX_CACHED:
+            _UNKNOWN_COUNTS.pop(next(iter(_UNKNOWN_COUNTS)))
+        _UNKNOWN_COUNTS[key] = total
+    return _UNKNOWN_COUNTS[key]
+
+
+_UNKNOWN_COUNTS: dict[tuple, int] = {}  # see count_unknown; oldest entry dropped first
+_MAX_CACHED = 16
 
 
 def quarantine(store: CollectorStore, unknown: UnknownIds) -> pd.DataFrame:
